@@ -1,0 +1,55 @@
+"""The HTTP API: create_app() wires settings, database and Temporal client into the routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.gateway import OrderGateway
+from api.routes import inventory, orders
+from core.config import Settings, get_settings
+from core.logging import configure_logging
+from core.temporal import connect
+from services.db import create_schema, make_engine
+from services.inventory import InventoryService
+from services.orders import OrderStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.log_level, settings.log_json)
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        client = await connect(settings)
+        store = OrderStore(engine)
+        app.state.store = store
+        app.state.inventory = InventoryService(engine)
+        app.state.gateway = OrderGateway(client, store, settings)
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        title="orderflow",
+        version="0.1.0",
+        summary="Every order a durable Temporal workflow: payment, stock, shipment, tracking.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(orders.router)
+    app.include_router(inventory.router)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process is up."""
+        return {"status": "ok"}
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,77 @@
+"""Settings: every knob of orderflow, read once from ORDERS_* environment variables."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.policy import MAX_PAYMENT_HOLD, MIN_PAYMENT_HOLD
+
+_SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> Any:
+    """Accept '5d', '48h', '30m', '90s' besides pydantic's ISO 8601 ('P5D') and plain seconds."""
+    if isinstance(value, str):
+        match = _SHORT_DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "orders"
+    temporal_ui_url: str = "http://localhost:8233"
+    database_url: str = "sqlite:///.data/orderflow.db"
+
+    payment_hold: Duration = Field(default=timedelta(days=5))
+    ship_within: Duration = Field(default=timedelta(hours=48))
+    confirm_window: Duration = Field(default=timedelta(days=7))
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_use_tls: bool = False
+    email_sender: str = "orders@orderflow.local"
+    shop_name: str = "orderflow demo shop"
+    pay_url_template: str = "https://shop.example/pay/{order_id}"
+    reminder_coupon_code: str | None = None
+
+    log_json: bool | None = None
+    log_level: str = "INFO"
+
+    @field_validator("payment_hold")
+    @classmethod
+    def _hold_within_platform_rules(cls, value: timedelta) -> timedelta:
+        if not MIN_PAYMENT_HOLD <= value <= MAX_PAYMENT_HOLD:
+            raise ValueError(
+                "ORDERS_PAYMENT_HOLD must be between 3 and 7 days "
+                f"(got {value}); unpaid orders are auto-cancelled after this hold"
+            )
+        return value
+
+    @field_validator("ship_within", "confirm_window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

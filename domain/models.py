@@ -1,0 +1,219 @@
+"""Order types shared by the HTTP API, the workflow and the activities: commands, views, statuses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from domain.codes import COUNTRIES, CURRENCY_EXPONENTS
+from domain.policy import OrderPolicy
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderStatus(StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    STOCK_LOCKED = "stock_locked"
+    SHIPPED = "shipped"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    EXCEPTION = "exception"
+
+
+TERMINAL_STATUSES = frozenset({OrderStatus.COMPLETED, OrderStatus.CANCELLED})
+
+
+class Channel(StrEnum):
+    SHOPIFY = "shopify"
+    AMAZON = "amazon"
+    EBAY = "ebay"
+    SHOPEE = "shopee"
+    ALIEXPRESS = "aliexpress"
+    WOOCOMMERCE = "woocommerce"
+    MANUAL = "manual"
+
+
+def _country(code: str) -> str:
+    if code not in COUNTRIES:
+        raise ValueError(f"'{code}' is not an ISO 3166-1 alpha-2 country code")
+    return code
+
+
+def _currency(code: str) -> str:
+    if code not in CURRENCY_EXPONENTS:
+        raise ValueError(f"'{code}' is not a supported ISO 4217 currency code")
+    return code
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+CountryCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True), AfterValidator(_country)
+]
+CurrencyCode = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True), AfterValidator(_currency)
+]
+Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$")]
+Money = Annotated[Decimal, Field(ge=0, max_digits=14, allow_inf_nan=False)]
+
+
+def minor_digits(currency: str) -> int:
+    return CURRENCY_EXPONENTS[currency]
+
+
+def decimal_places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
+
+
+class Customer(Model):
+    name: Text
+    email: Email
+    language: Language = "en"
+
+
+class Address(Model):
+    country: CountryCode
+    city: Text
+    postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
+    line1: Text
+
+
+class OrderLine(Model):
+    sku: Sku
+    quantity: Annotated[int, Field(gt=0, le=10_000)]
+    unit_price: Money
+
+
+class PlaceOrder(Model):
+    """A new order as a channel hands it over (POST /orders)."""
+
+    channel: Channel
+    channel_order_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    customer: Customer
+    shipping_address: Address
+    lines: Annotated[list[OrderLine], Field(min_length=1, max_length=100)]
+    currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _lines_are_consistent(self) -> PlaceOrder:
+        seen: set[str] = set()
+        for index, line in enumerate(self.lines):
+            if line.sku in seen:
+                raise ValueError(f"lines[{index}].sku: '{line.sku}' appears twice; merge the lines")
+            seen.add(line.sku)
+            if decimal_places(line.unit_price) > minor_digits(self.currency):
+                raise ValueError(
+                    f"lines[{index}].unit_price: {line.unit_price} has more decimals than "
+                    f"{self.currency} allows ({minor_digits(self.currency)})"
+                )
+        return self
+
+    @property
+    def total(self) -> Decimal:
+        places = Decimal(1).scaleb(-minor_digits(self.currency))
+        return sum((line.unit_price * line.quantity for line in self.lines), Decimal(0)).quantize(places)
+
+
+class StartOrder(Model):
+    """Workflow input: the order, its id and the timing policy in force when it was placed."""
+
+    order_id: str
+    order: PlaceOrder
+    policy: OrderPolicy = OrderPolicy()
+
+
+class ConfirmPayment(Model):
+    payment_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    amount: Money
+    currency: CurrencyCode
+    method: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class ConfirmShipment(Model):
+    carrier: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+    tracking_number: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,40}$")]
+    warehouse: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+
+
+class TrackingUpdate(Model):
+    status: Literal["in_transit", "delivered"]
+    at: AwareDatetime
+    detail: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+class ConfirmReceipt(Model):
+    pass
+
+
+class CancelOrder(Model):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class TimelineEvent(Model):
+    at: datetime
+    kind: str
+    detail: str = ""
+
+
+class PaymentInfo(Model):
+    payment_id: str
+    amount: Decimal
+    currency: str
+    method: str
+    paid_at: datetime
+
+
+class ShipmentInfo(Model):
+    carrier: str
+    tracking_number: str
+    warehouse: str
+    shipped_at: datetime
+
+
+class OrderView(Model):
+    """What a user sees of an order; also the projection written to the read model."""
+
+    order_id: str
+    channel: Channel
+    channel_order_id: str
+    status: OrderStatus
+    customer: Customer
+    shipping_address: Address
+    lines: list[OrderLine]
+    total: Decimal
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    warehouse: str | None = None
+    payment: PaymentInfo | None = None
+    shipment: ShipmentInfo | None = None
+    payment_due_at: datetime | None = None
+    ship_by: datetime | None = None
+    confirm_by: datetime | None = None
+    ship_late: bool = False
+    reminders_sent: int = 0
+    cancel_reason: str | None = None
+    exception_reason: str | None = None
+    timeline: list[TimelineEvent] = []

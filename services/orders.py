@@ -1,0 +1,132 @@
+"""Order identity (channel keys) and the read model: projection in, lists and single orders out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, delete, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from domain.models import OrderView
+from services.db import transaction
+from services.tables import OrderEventRow, OrderKey, OrderRow
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything stored here is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def encode_cursor(created_at: datetime, order_id: str) -> str:
+    raw = json.dumps([_aware(created_at).isoformat(), order_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        created_at, order_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(created_at), str(order_id)
+    except (ValueError, TypeError) as exc:
+        raise BadCursor("cursor is not one this API handed out") from exc
+
+
+class OrderStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def claim_key(self, channel: str, channel_order_id: str, order_id: str) -> tuple[str, bool]:
+        """Insert-or-read (channel, channel_order_id); returns the owning order_id and if it is new."""
+        try:
+            with transaction(self._engine) as session:
+                session.add(OrderKey(channel=channel, channel_order_id=channel_order_id, order_id=order_id))
+            return order_id, True
+        except IntegrityError:
+            with Session(self._engine) as session:
+                key = session.get(OrderKey, (channel, channel_order_id))
+                if key is None:  # pragma: no cover - the conflict was on another constraint
+                    raise
+                return key.order_id, False
+
+    def known(self, order_id: str) -> bool:
+        with Session(self._engine) as session:
+            return (
+                session.exec(select(OrderKey.order_id).where(OrderKey.order_id == order_id)).first()
+                is not None
+            )
+
+    def project(self, view: OrderView) -> None:
+        """Upsert the order row and its timeline; an older view never overwrites a newer one."""
+        version = len(view.timeline)
+        with transaction(self._engine) as session:
+            row = session.get(OrderRow, view.order_id, with_for_update=True)
+            if row is not None and row.version > version:
+                return
+            fields: dict[str, Any] = {
+                "channel": view.channel.value,
+                "channel_order_id": view.channel_order_id,
+                "status": view.status.value,
+                "country": view.shipping_address.country,
+                "currency": view.currency,
+                "total": view.total,
+                "warehouse": view.warehouse,
+                "created_at": view.created_at,
+                "updated_at": view.updated_at,
+                "version": version,
+                "view": view.model_dump(mode="json"),
+            }
+            if row is None:
+                session.add(OrderRow(order_id=view.order_id, **fields))
+            else:
+                for name, value in fields.items():
+                    setattr(row, name, value)
+            session.execute(
+                delete(OrderEventRow).where(
+                    col(OrderEventRow.order_id) == view.order_id, col(OrderEventRow.seq) >= 0
+                )
+            )
+            session.add_all(
+                OrderEventRow(order_id=view.order_id, seq=seq, at=e.at, kind=e.kind, detail=e.detail)
+                for seq, e in enumerate(view.timeline)
+            )
+
+    def get(self, order_id: str) -> OrderView | None:
+        with Session(self._engine) as session:
+            row = session.get(OrderRow, order_id)
+            return OrderView.model_validate(row.view) if row else None
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        channel: str | None = None,
+        country: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[OrderView], str | None]:
+        """Newest first, keyset-paginated on (created_at, order_id)."""
+        query = select(OrderRow)
+        if status:
+            query = query.where(OrderRow.status == status)
+        if channel:
+            query = query.where(OrderRow.channel == channel)
+        if country:
+            query = query.where(OrderRow.country == country)
+        if cursor:
+            created_at, order_id = decode_cursor(cursor)
+            query = query.where(
+                tuple_(col(OrderRow.created_at), col(OrderRow.order_id)) < (created_at, order_id)
+            )
+        query = query.order_by(col(OrderRow.created_at).desc(), col(OrderRow.order_id).desc())
+        with Session(self._engine) as session:
+            rows = session.exec(query.limit(limit + 1)).all()
+        page = rows[:limit]
+        next_cursor = encode_cursor(page[-1].created_at, page[-1].order_id) if len(rows) > limit else None
+        return [OrderView.model_validate(row.view) for row in page], next_cursor

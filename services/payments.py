@@ -1,0 +1,67 @@
+"""Payments received and refunds owed, each keyed so a retry or a duplicate webhook records once."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from domain.effects import RecordPayment, RecordRefund
+from services.db import transaction
+from services.tables import Payment, Refund
+
+
+class PaymentConflict(Exception):
+    """The payment_id is already recorded against another order."""
+
+
+class PaymentService:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def record_payment(self, request: RecordPayment) -> bool:
+        """Record the payment; False when this payment_id was already recorded for this order."""
+        payment = request.payment
+        try:
+            with transaction(self._engine) as session:
+                session.add(
+                    Payment(
+                        payment_id=payment.payment_id,
+                        order_id=request.order_id,
+                        amount=payment.amount,
+                        currency=payment.currency,
+                        method=payment.method,
+                    )
+                )
+            return True
+        except IntegrityError:
+            with Session(self._engine) as session:
+                existing = session.get(Payment, payment.payment_id)
+            if existing is None or existing.order_id != request.order_id:
+                raise PaymentConflict(
+                    f"payment {payment.payment_id} already belongs to another order"
+                ) from None
+            return False
+
+    def record_refund(self, request: RecordRefund) -> str:
+        """Owe the buyer a refund of the payment; one refund per payment, whatever the retries."""
+        refund_id = f"{request.order_id}:{request.payment_id}"
+        try:
+            with transaction(self._engine) as session:
+                session.add(
+                    Refund(
+                        refund_id=refund_id,
+                        order_id=request.order_id,
+                        payment_id=request.payment_id,
+                        amount=request.amount,
+                        currency=request.currency,
+                        reason=request.reason,
+                    )
+                )
+        except IntegrityError:
+            pass  # recorded by an earlier attempt
+        return refund_id
+
+    def refunds_for(self, order_id: str) -> list[Refund]:
+        with Session(self._engine) as session:
+            return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())

@@ -1,0 +1,142 @@
+"""Every database table (SQLModel, table=True). Only services and the API import this module."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Numeric, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kwargs: Any) -> Any:
+    return Field(sa_type=DateTime(timezone=True), **kwargs)
+
+
+def _money(**kwargs: Any) -> Any:
+    return Field(sa_type=Numeric(16, 4), **kwargs)
+
+
+class OrderKey(SQLModel, table=True):
+    """(channel, channel_order_id) -> order_id: catches duplicates long after Temporal forgot them."""
+
+    __tablename__ = "order_keys"
+    channel: str = Field(primary_key=True, max_length=32)
+    channel_order_id: str = Field(primary_key=True, max_length=100)
+    order_id: str = Field(unique=True, max_length=40)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Stock(SQLModel, table=True):
+    __tablename__ = "stock"
+    __table_args__ = (
+        CheckConstraint("locked >= 0 AND reserved >= 0 AND safety_stock >= 0", name="ck_stock_pos"),
+        CheckConstraint("on_hand >= locked + reserved", name="ck_stock_no_oversell"),
+    )
+    warehouse: str = Field(primary_key=True, max_length=32)
+    sku: str = Field(primary_key=True, max_length=64)
+    on_hand: int = 0
+    locked: int = 0
+    reserved: int = 0
+    safety_stock: int = 0
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class StockMove(SQLModel, table=True):
+    """The stock ledger: one row per (order, line, warehouse, kind), so a retried move is a no-op."""
+
+    __tablename__ = "stock_moves"
+    __table_args__ = (UniqueConstraint("order_id", "line_no", "warehouse", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=40)
+    line_no: int
+    warehouse: str = Field(max_length=32)
+    sku: str = Field(max_length=64)
+    kind: str = Field(max_length=16)  # lock | release | ship
+    quantity: int
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Payment(SQLModel, table=True):
+    __tablename__ = "payments"
+    payment_id: str = Field(primary_key=True, max_length=100)
+    order_id: str = Field(index=True, max_length=40)
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    method: str = Field(max_length=50)
+    recorded_at: datetime = _ts(default_factory=utcnow)
+
+
+class Refund(SQLModel, table=True):
+    """A refund owed to the buyer; the payment provider adapter settles it (status pending -> done)."""
+
+    __tablename__ = "refunds"
+    refund_id: str = Field(primary_key=True, max_length=120)
+    order_id: str = Field(index=True, max_length=40)
+    payment_id: str = Field(max_length=100)
+    amount: Decimal = _money()
+    currency: str = Field(max_length=3)
+    reason: str = Field(max_length=200)
+    status: str = Field(default="pending", max_length=16)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class ShipmentRequest(SQLModel, table=True):
+    """What the warehouse is asked to ship; the warehouse integration reads pending requests."""
+
+    __tablename__ = "shipment_requests"
+    order_id: str = Field(primary_key=True, max_length=40)
+    warehouse: str = Field(primary_key=True, max_length=32)
+    lines: list[dict[str, Any]] = Field(sa_column=Column(JSON, nullable=False))
+    address: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    ship_by: datetime = _ts()
+    status: str = Field(default="requested", max_length=16)
+    requested_at: datetime = _ts(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    """Outbox of customer messages, keyed (order_id, kind) so a reminder is never recorded twice."""
+
+    __tablename__ = "notifications"
+    order_id: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(primary_key=True, max_length=40)
+    recipient: str = Field(max_length=254)
+    language: str = Field(max_length=8)
+    subject: str = Field(max_length=300)
+    body_text: str
+    created_at: datetime = _ts(default_factory=utcnow)
+    sent_at: datetime | None = _ts(default=None, nullable=True)
+
+
+class OrderRow(SQLModel, table=True):
+    """Read model: one row per order, upserted by the workflow's projection after every change."""
+
+    __tablename__ = "orders"
+    order_id: str = Field(primary_key=True, max_length=40)
+    channel: str = Field(index=True, max_length=32)
+    channel_order_id: str = Field(max_length=100)
+    status: str = Field(index=True, max_length=32)
+    country: str = Field(index=True, max_length=2)
+    currency: str = Field(max_length=3)
+    total: Decimal = _money()
+    warehouse: str | None = Field(default=None, max_length=32)
+    created_at: datetime = _ts(index=True)
+    updated_at: datetime = _ts()
+    version: int = 0  # timeline length: an older projection never overwrites a newer one
+    view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class OrderEventRow(SQLModel, table=True):
+    """The order timeline, one row per event."""
+
+    __tablename__ = "order_events"
+    order_id: str = Field(primary_key=True, max_length=40)
+    seq: int = Field(primary_key=True)
+    at: datetime = _ts()
+    kind: str = Field(max_length=40)
+    detail: str = ""

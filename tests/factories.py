@@ -1,0 +1,98 @@
+"""Builders for test orders and a bounded wait for background work (never a timing assertion)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from core.config import Settings
+from domain.models import (
+    Address,
+    Channel,
+    ConfirmPayment,
+    Customer,
+    OrderLine,
+    OrderView,
+    PlaceOrder,
+    StartOrder,
+)
+from domain.policy import OrderPolicy
+from workflows.order import OrderWorkflow
+
+T = TypeVar("T")
+
+# Every workflow a test starts; fixtures terminate the ones still open, because an open workflow
+# whose worker is gone holds the time-skipping server's clock and stalls later tests.
+STARTED: list[WorkflowHandle[Any, Any]] = []
+
+
+async def terminate_started() -> None:
+    while STARTED:
+        handle = STARTED.pop()
+        with contextlib.suppress(RPCError):
+            await handle.terminate("test finished")
+
+
+def order(
+    lines: list[tuple[str, int, str]] | None = None,
+    *,
+    currency: str = "USD",
+    channel: Channel = Channel.SHOPIFY,
+    channel_order_id: str | None = None,
+    language: str = "en",
+) -> PlaceOrder:
+    lines = lines or [("CASE-IP15", 2, "12.50"), ("USB-C-1M", 1, "4.90")]
+    return PlaceOrder(
+        channel=channel,
+        channel_order_id=channel_order_id or f"#{uuid.uuid4().hex[:10]}",
+        customer=Customer(name="Ana Souza", email="ana@example.com", language=language),
+        shipping_address=Address(country="DE", city="Berlin", postal_code="10115", line1="Invalidenstr. 1"),
+        lines=[OrderLine(sku=s, quantity=q, unit_price=Decimal(p)) for s, q, p in lines],
+        currency=currency,
+    )
+
+
+def payment_for(placed: PlaceOrder, payment_id: str = "pay_1") -> ConfirmPayment:
+    return ConfirmPayment(payment_id=payment_id, amount=placed.total, currency=placed.currency, method="card")
+
+
+def policy_of(settings: Settings) -> OrderPolicy:
+    return OrderPolicy(
+        payment_hold=settings.payment_hold,
+        ship_within=settings.ship_within,
+        confirm_window=settings.confirm_window,
+    )
+
+
+async def start_order(
+    client: Client, settings: Settings, placed: PlaceOrder
+) -> WorkflowHandle[OrderWorkflow, OrderView]:
+    order_id = f"ord_{uuid.uuid4().hex[:12]}"
+    handle = await client.start_workflow(
+        OrderWorkflow.run,
+        StartOrder(order_id=order_id, order=placed, policy=policy_of(settings)),
+        id=f"order-{order_id}",
+        task_queue=settings.task_queue,
+    )
+    STARTED.append(handle)
+    return handle
+
+
+async def eventually(probe: Callable[[], Awaitable[T] | T], *, tries: int = 200) -> T:
+    """Poll until probe() returns something truthy: for work that finishes in the background."""
+    result: Any = None
+    for _ in range(tries):
+        result = probe()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"condition not met, last value {result!r}")

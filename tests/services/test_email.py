@@ -1,0 +1,299 @@
+"""Customer emails as a buyer sees them: every kind in every language, and delivery over real SMTP."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any, cast
+
+import aiosmtplib
+import pytest
+from aiosmtpd.controller import Controller
+
+from domain.models import Customer, OrderLine
+from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
+from services.email import LANGUAGES, RenderedEmail, SmtpMailer, render_email
+
+SHOP = "Maple & Co"
+PAY_URL = "https://shop.example/pay/ord_123"
+KINDS = list(NotificationKind)
+
+
+def make_notify(
+    kind: NotificationKind, *, language: str = "en", name: str = "Anna Müller", **extra: Any
+) -> Notify:
+    fields: dict[str, Any] = {
+        "cancel_reason": "payment_timeout",
+        "carrier": "DHL",
+        "tracking_number": "JD014600001234",
+        **extra,
+    }
+    return Notify(
+        order_id="ord_123",
+        kind=kind,
+        customer=Customer(name=name, email="anna@example.com", language=language),
+        channel_order_id="#1001",
+        lines=[
+            OrderLine(sku="MUG-BLUE", quantity=2, unit_price=Decimal("19.90")),
+            OrderLine(sku="TEE-L", quantity=1, unit_price=Decimal("20")),
+        ],
+        total=Decimal("59.80"),
+        currency="USD",
+        **fields,
+    )
+
+
+def render(
+    kind: NotificationKind, *, coupon_code: str | None = None, pay_url: str = PAY_URL, **kw: Any
+) -> RenderedEmail:
+    return render_email(make_notify(kind, **kw), shop_name=SHOP, pay_url=pay_url, coupon_code=coupon_code)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_in_every_language_is_personalised(kind: NotificationKind, language: str) -> None:
+    email = render(kind, language=language)
+
+    assert email.language == language
+    assert "#1001" in email.subject
+    assert "\n" not in email.subject
+    for body in (email.text, email.html):
+        assert "Anna Müller" in body
+        assert "#1001" in body
+        assert "MUG-BLUE \N{MULTIPLICATION SIGN} 2" in body
+        assert "19.90 USD" in body
+        assert "20.00 USD" in body
+        assert "59.80 USD" in body
+    assert "Maple &amp; Co" in email.html
+    assert f'<html lang="{language}">' in email.html
+    if kind in PAYMENT_REMINDERS:
+        assert PAY_URL in email.text
+        assert f'href="{PAY_URL}"' in email.html
+    else:
+        assert PAY_URL not in email.text
+    if kind is NotificationKind.ORDER_SHIPPED:
+        assert "DHL" in email.text
+        assert "JD014600001234" in email.text
+        assert "JD014600001234" in email.html
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_three_reminders_say_different_things(language: str) -> None:
+    reminders = [render(kind, language=language) for kind in PAYMENT_REMINDERS]
+
+    assert len({email.subject for email in reminders}) == 3
+    assert len({email.text for email in reminders}) == 3
+
+
+def test_the_second_reminder_offers_help_by_reply() -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_2)
+
+    assert "Having trouble paying?" in email.text
+    assert "reply to this email" in email.text
+
+
+def test_regional_language_tags_use_their_base_language() -> None:
+    chinese = render(NotificationKind.PAYMENT_REMINDER_1, language="zh-CN")
+    austrian = render(NotificationKind.ORDER_SHIPPED, language="de-AT")
+
+    assert chinese.language == "zh"
+    assert chinese.subject == "您的订单 #1001 正在等待付款"
+    assert "合计" in chinese.text
+    assert "59.80 USD" in chinese.text
+    assert austrian.language == "de"
+    assert "Sendungsnummer: JD014600001234" in austrian.text
+
+
+def test_unknown_language_falls_back_to_english() -> None:
+    unknown = render(NotificationKind.PAYMENT_REMINDER_1, language="xx")
+
+    assert unknown == render(NotificationKind.PAYMENT_REMINDER_1, language="en")
+    assert unknown.subject == "Your order #1001 is waiting for payment"
+
+
+def test_final_reminder_with_coupon_links_to_the_discount() -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_3, coupon_code="SAVE10")
+
+    assert email.subject == "A discount for your order #1001"
+    assert "use the code SAVE10" in email.text
+    assert f"{PAY_URL}?discount=SAVE10" in email.text
+    assert f'href="{PAY_URL}?discount=SAVE10"' in email.html
+    assert "free" not in email.text
+
+
+def test_discount_is_appended_to_a_pay_url_that_already_has_a_query() -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_3, coupon_code="SAVE10", pay_url=f"{PAY_URL}?token=abc")
+
+    assert f"{PAY_URL}?token=abc&discount=SAVE10" in email.text
+    assert f'href="{PAY_URL}?token=abc&amp;discount=SAVE10"' in email.html
+
+
+def test_only_the_final_reminder_carries_the_coupon() -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_1, coupon_code="SAVE10")
+
+    assert "discount=" not in email.text
+    assert "SAVE10" not in email.text
+
+
+@pytest.mark.parametrize(
+    ("language", "free_shipping"),
+    [
+        ("en", "ship your order for free"),
+        ("zh", "免费配送"),
+        ("es", "sin gastos de envío"),
+        ("de", "versandkostenfrei"),
+        ("fr", "la livraison vous est offerte"),
+    ],
+)
+def test_final_reminder_without_coupon_offers_free_shipping(language: str, free_shipping: str) -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_3, language=language)
+
+    assert free_shipping in email.text
+    assert free_shipping in email.html
+    assert "discount=" not in email.text
+
+
+@pytest.mark.parametrize(
+    ("language", "readable_reason"),
+    [
+        ("en", "we did not receive payment in time"),
+        ("zh", "我们未能按时收到您的付款"),
+        ("es", "no recibimos el pago a tiempo"),
+        ("de", "Wir haben Ihre Zahlung nicht rechtzeitig erhalten"),
+        ("fr", "nous n'avons pas reçu votre paiement à temps"),
+    ],
+)
+def test_cancellation_explains_a_payment_timeout(language: str, readable_reason: str) -> None:
+    email = render(NotificationKind.ORDER_CANCELLED, language=language)
+
+    assert readable_reason in email.text
+    assert "payment_timeout" not in email.text
+    assert "payment_timeout" not in email.html
+
+
+def test_cancellation_shows_other_reasons_verbatim() -> None:
+    email = render(NotificationKind.ORDER_CANCELLED, cancel_reason="Out of stock at all warehouses")
+
+    assert "Reason: Out of stock at all warehouses" in email.text
+    assert "Out of stock at all warehouses" in email.html
+
+
+def test_shipped_email_needs_tracking_details() -> None:
+    with pytest.raises(ValueError, match="tracking number"):
+        render(NotificationKind.ORDER_SHIPPED, tracking_number=None)
+
+
+def test_html_escapes_a_hostile_customer_name() -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_1, name='<script>alert("x")</script>')
+
+    assert "<script>" not in email.html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in email.html
+    assert '<script>alert("x")</script>' in email.text
+
+
+# --- delivery through a real SMTP server ---------------------------------------------------------
+
+
+@dataclass
+class Inbox:
+    """aiosmtpd handler that keeps what arrives; refuses recipients listed in `refuse`."""
+
+    refuse: set[str] = field(default_factory=set)
+    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 No such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = cast(EmailMessage, message_from_bytes(envelope.content, policy=policy.default))
+        self.received.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+
+@dataclass
+class SmtpServer:
+    inbox: Inbox
+    port: int
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield SmtpServer(inbox=inbox, port=port)
+    finally:
+        controller.stop()
+
+
+def mailer_for(server: SmtpServer) -> SmtpMailer:
+    return SmtpMailer(host="127.0.0.1", port=server.port, sender=f"{SHOP} <shop@example.com>")
+
+
+def body(message: EmailMessage, subtype: str) -> str:
+    part = message.get_body(preferencelist=(subtype,))
+    assert part is not None
+    assert part.get_content_type() == f"text/{subtype}"
+    return cast(str, part.get_content()).replace("\r\n", "\n")
+
+
+async def test_sent_email_arrives_with_subject_message_id_and_both_parts(
+    smtp_server: SmtpServer,
+) -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_1, language="zh-CN")
+
+    await mailer_for(smtp_server).send(
+        to="anna@example.com", email=email, message_id="ord_123.payment_reminder_1"
+    )
+
+    [(recipients, message)] = smtp_server.inbox.received
+    assert recipients == ["anna@example.com"]
+    assert message["To"] == "anna@example.com"
+    [sender] = message["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (SHOP, "shop@example.com")
+    assert message["Subject"] == "您的订单 #1001 正在等待付款"
+    assert message["Message-ID"] == "<ord_123.payment_reminder_1@orderflow>"
+    assert message["Content-Language"] == "zh"
+    assert message.get_content_type() == "multipart/alternative"
+    assert body(message, "plain") == email.text
+    assert body(message, "html") == email.html
+    assert "感谢您在 Maple & Co 购物" in body(message, "plain")
+
+
+async def test_resending_a_notification_keeps_its_message_id(smtp_server: SmtpServer) -> None:
+    mailer = mailer_for(smtp_server)
+    email = render(NotificationKind.ORDER_SHIPPED)
+
+    for _ in range(2):
+        await mailer.send(to="anna@example.com", email=email, message_id="ord_123.order_shipped")
+
+    ids = [message["Message-ID"] for _, message in smtp_server.inbox.received]
+    assert ids == ["<ord_123.order_shipped@orderflow>"] * 2
+
+
+async def test_smtp_refusal_reaches_the_caller(smtp_server: SmtpServer) -> None:
+    smtp_server.inbox.refuse.add("nobody@example.com")
+    email = render(NotificationKind.ORDER_CANCELLED)
+
+    with pytest.raises(aiosmtplib.SMTPRecipientsRefused):
+        await mailer_for(smtp_server).send(
+            to="nobody@example.com", email=email, message_id="ord_123.order_cancelled"
+        )
+    assert smtp_server.inbox.received == []

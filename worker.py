@@ -1,0 +1,99 @@
+"""Worker process: settings -> logging -> database and Temporal client -> activities -> Worker."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.inventory import InventoryActivities
+from activities.notifications import NotificationActivities
+from activities.orders import OrderActivities
+from core.config import Settings, get_settings
+from core.logging import configure_logging
+from core.temporal import connect
+from services.db import create_schema, make_engine
+from services.email import SmtpMailer
+from services.inventory import InventoryService
+from services.notifications import NotificationOutbox
+from services.orders import OrderStore
+from services.payments import PaymentService
+from services.shipments import ShipmentService
+from workflows.order import OrderWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+def _mailer(settings: Settings) -> SmtpMailer | None:
+    if not settings.smtp_host:
+        return None
+    return SmtpMailer(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        sender=settings.email_sender,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        use_tls=settings.smtp_use_tls,
+    )
+
+
+def build_worker(client: Client, settings: Settings, engine: Engine | None = None) -> Worker:
+    """The worker for the order task queue, ready for `async with` or `run()`."""
+    if engine is None:
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+    inventory = InventoryActivities(InventoryService(engine))
+    orders = OrderActivities(OrderStore(engine), PaymentService(engine), ShipmentService(engine))
+    notifications = NotificationActivities(
+        NotificationOutbox(engine),
+        _mailer(settings),
+        shop_name=settings.shop_name,
+        pay_url_template=settings.pay_url_template,
+        coupon_code=settings.reminder_coupon_code,
+    )
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[OrderWorkflow],
+        activities=[
+            inventory.lock_stock,
+            inventory.release_stock,
+            inventory.ship_stock,
+            orders.project_order,
+            orders.record_payment,
+            orders.record_refund,
+            orders.request_shipment,
+            notifications.notify_customer,
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
+        max_concurrent_activities=32,
+        graceful_shutdown_timeout=timedelta(seconds=20),
+    )
+
+
+async def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker:
+        log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
+        await stop.wait()
+        log.info("worker_stopping", grace_seconds=20)
+    log.info("worker_stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
+    os._exit(0)  # the SDK's threads can crash CPython at interpreter exit (TEMPORAL.md pitfall 6)

@@ -1,0 +1,488 @@
+"""OrderWorkflow: one durable workflow per order, the single writer of that order's state.
+
+Updates validate a command against domain.transitions and queue it; the main loop is the only place
+that runs side effects, one command at a time, and it sleeps until the next deadline (time as data:
+every deadline is a named entry in `_timers`, fixed from workflow.now()).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.inventory import InventoryActivities
+    from activities.notifications import NotificationActivities
+    from activities.orders import OrderActivities
+    from domain.effects import (
+        LockStock,
+        RecordPayment,
+        RecordRefund,
+        ReleaseStock,
+        RequestShipment,
+        ShipStock,
+    )
+    from domain.models import (
+        TERMINAL_STATUSES,
+        CancelOrder,
+        ConfirmPayment,
+        ConfirmReceipt,
+        ConfirmShipment,
+        OrderStatus,
+        OrderView,
+        PaymentInfo,
+        ShipmentInfo,
+        StartOrder,
+        TimelineEvent,
+        TrackingUpdate,
+    )
+    from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
+    from domain.transitions import Command, Refused, next_status, refusal
+
+S = OrderStatus
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
+_REMINDER_NAMES = ("plain reminder", "offer of help", "incentive")
+_HOLDING_STOCK = (S.STOCK_LOCKED,)
+_AWAITING_SHIPMENT = (S.PAID, S.STOCK_LOCKED, S.EXCEPTION)
+
+
+def _refuse(reason: str) -> ApplicationError:
+    return ApplicationError(reason, type="Refused", non_retryable=True)
+
+
+def _hours(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 3600)} h"
+
+
+@dataclass
+class _Job:
+    """A command accepted by an update, waiting for the main loop to carry it out."""
+
+    name: str
+    run: Callable[[], Awaitable[None]]
+    done: bool = False
+    error: str | None = None
+
+
+@workflow.defn(name="OrderWorkflow")
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, start: StartOrder) -> None:
+        self._id = start.order_id
+        self._order = start.order
+        self._policy = start.policy
+        self._status = S.PENDING_PAYMENT
+        self._created_at = workflow.now()
+        self._updated_at = self._created_at
+        self._timeline: list[TimelineEvent] = []
+        self._timers: dict[str, datetime] = {}
+        self._inbox: list[_Job] = []
+        self._notifications: list[asyncio.Task[None]] = []
+        self._payment: PaymentInfo | None = None
+        self._shipment: ShipmentInfo | None = None
+        self._warehouse: str | None = None
+        self._payment_due_at: datetime | None = None
+        self._ship_by: datetime | None = None
+        self._confirm_by: datetime | None = None
+        self._ship_late = False
+        self._reminders_sent = 0
+        self._cancel_reason: str | None = None
+        self._exception_reason: str | None = None
+
+    # ------------------------------------------------------------------ main loop
+    @workflow.run
+    async def run(self, start: StartOrder) -> OrderView:
+        order = self._order
+        self._record(
+            "placed",
+            f"{order.channel} order {order.channel_order_id}: {len(order.lines)} line(s), "
+            f"total {order.total} {order.currency}",
+        )
+        self._arm_payment_timers()
+        await self._publish()
+        while self._status not in TERMINAL_STATUSES or self._inbox:
+            await self._wait_for_work()
+            while self._inbox:
+                job = self._inbox.pop(0)
+                try:
+                    await job.run()
+                except Refused as refused:
+                    job.error = refused.reason
+                job.done = True
+                await self._publish()
+            if await self._fire_due_timers():
+                await self._publish()
+        events = len(self._timeline)
+        await asyncio.gather(*self._notifications)
+        if len(self._timeline) != events:  # a notification failed after the last projection
+            await self._publish()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._view()
+
+    async def _wait_for_work(self) -> None:
+        if self._inbox:
+            return
+        if not self._timers:
+            await workflow.wait_condition(lambda: bool(self._inbox))
+            return
+        name, due = min(self._timers.items(), key=lambda item: item[1])
+        timeout = due - workflow.now()
+        if timeout <= timedelta(0):
+            return
+        with contextlib.suppress(TimeoutError):  # the deadline came: _fire_due_timers acts on it
+            await workflow.wait_condition(
+                lambda: bool(self._inbox), timeout=timeout, timeout_summary=self._timer_label(name)
+            )
+
+    async def _fire_due_timers(self) -> bool:
+        now = workflow.now()
+        fired = False
+        for name, due in sorted(self._timers.items(), key=lambda item: item[1]):
+            if due > now or name not in self._timers:
+                continue
+            del self._timers[name]
+            fired = True
+            if name.startswith("payment_reminder_"):
+                self._send_reminder(int(name.rsplit("_", 1)[1]))
+            elif name == "payment_timeout":
+                await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT)
+            elif name == "ship_by":
+                self._ship_late = True
+                self._record(
+                    "ship_deadline_missed",
+                    f"not shipped by {due.isoformat()} ({_hours(self._policy.ship_within)} "
+                    "after payment); still waiting for the warehouse",
+                )
+            elif name == "confirm_by":
+                self._move(Command.AUTO_COMPLETE)
+                self._record("completed", "confirmation window ended without a buyer complaint")
+        return fired
+
+    # ------------------------------------------------------------------ updates
+    @workflow.update
+    async def pay(self, payment: ConfirmPayment) -> OrderView:
+        if self._payment and self._payment.payment_id == payment.payment_id:
+            return self._view()  # the same payment again (webhook retry): nothing changes
+        return await self._submit("pay", lambda: self._do_pay(payment))
+
+    @pay.validator
+    def _validate_pay(self, payment: ConfirmPayment) -> None:
+        if self._payment and self._payment.payment_id == payment.payment_id:
+            return
+        self._check(Command.PAY)
+        total, currency = self._order.total, self._order.currency
+        if payment.currency != currency or payment.amount != total:
+            raise _refuse(
+                f"payment of {payment.amount} {payment.currency} does not match the order total "
+                f"{total} {currency}; the order stays unpaid"
+            )
+
+    @workflow.update
+    async def ship(self, shipment: ConfirmShipment) -> OrderView:
+        return await self._submit("ship", lambda: self._do_ship(shipment))
+
+    @ship.validator
+    def _validate_ship(self, shipment: ConfirmShipment) -> None:
+        self._check(Command.SHIP)
+        if shipment.warehouse != self._warehouse:
+            raise _refuse(f"stock for this order is locked in {self._warehouse}, not in {shipment.warehouse}")
+
+    @workflow.update
+    async def track(self, update: TrackingUpdate) -> OrderView:
+        return await self._submit("track", lambda: self._do_track(update))
+
+    @track.validator
+    def _validate_track(self, update: TrackingUpdate) -> None:
+        self._check(Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT)
+
+    @workflow.update
+    async def confirm_receipt(self, _: ConfirmReceipt) -> OrderView:
+        return await self._submit("confirm_receipt", self._do_confirm_receipt)
+
+    @confirm_receipt.validator
+    def _validate_confirm_receipt(self, _: ConfirmReceipt) -> None:
+        self._check(Command.CONFIRM_RECEIPT)
+
+    @workflow.update
+    async def cancel(self, request: CancelOrder) -> OrderView:
+        return await self._submit("cancel", lambda: self._cancel(request.reason, Command.CANCEL))
+
+    @cancel.validator
+    def _validate_cancel(self, request: CancelOrder) -> None:
+        self._check(Command.CANCEL)
+
+    @workflow.query
+    def view(self) -> OrderView:
+        return self._view()
+
+    def _check(self, command: Command) -> None:
+        reason = refusal(self._status, command)
+        if reason is not None:
+            raise _refuse(reason)
+
+    async def _submit(self, name: str, run: Callable[[], Awaitable[None]]) -> OrderView:
+        job = _Job(name, run)
+        self._inbox.append(job)
+        await workflow.wait_condition(lambda: job.done)
+        if job.error is not None:
+            raise _refuse(job.error)
+        return self._view()
+
+    # ------------------------------------------------------------------ steps
+    async def _do_pay(self, payment: ConfirmPayment) -> None:
+        self._move(Command.PAY, dry_run=True)
+        try:
+            await self._activity(
+                OrderActivities.record_payment,
+                RecordPayment(order_id=self._id, payment=payment),
+                "record payment",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            raise Refused(cause.message if isinstance(cause, ApplicationError) else str(err)) from err
+        now = workflow.now()
+        self._move(Command.PAY)
+        self._payment = PaymentInfo(
+            payment_id=payment.payment_id,
+            amount=payment.amount,
+            currency=payment.currency,
+            method=payment.method,
+            paid_at=now,
+        )
+        for name in [n for n in self._timers if n.startswith("payment_")]:
+            del self._timers[name]
+        self._payment_due_at = None
+        self._ship_by = now + self._policy.ship_within
+        self._timers["ship_by"] = self._ship_by
+        self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
+        await self._publish()
+        await self._lock_stock()
+
+    async def _lock_stock(self) -> None:
+        lock = await self._activity(
+            InventoryActivities.lock_stock,
+            LockStock(order_id=self._id, lines=self._order.lines),
+            "lock stock",
+        )
+        if not lock.locked:
+            self._move(Command.STOCK_SHORT)
+            self._exception_reason = "out_of_stock"
+            short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
+            self._record(
+                "out_of_stock",
+                f"not enough stock in any one warehouse ({short or 'split across warehouses'}); "
+                "nothing locked",
+            )
+            return
+        assert lock.warehouse is not None
+        self._warehouse = lock.warehouse
+        self._move(Command.LOCK_STOCK)
+        self._record("stock_locked", f"all lines locked in {lock.warehouse}")
+        assert self._ship_by is not None
+        await self._activity(
+            OrderActivities.request_shipment,
+            RequestShipment(
+                order_id=self._id,
+                warehouse=lock.warehouse,
+                lines=self._order.lines,
+                address=self._order.shipping_address,
+                ship_by=self._ship_by,
+            ),
+            f"ask {lock.warehouse} to ship",
+        )
+        self._record("shipment_requested", f"{lock.warehouse} to ship by {self._ship_by.isoformat()}")
+
+    async def _do_ship(self, shipment: ConfirmShipment) -> None:
+        self._move(Command.SHIP, dry_run=True)
+        await self._activity(
+            InventoryActivities.ship_stock,
+            ShipStock(order_id=self._id, warehouse=shipment.warehouse),
+            f"deduct shipped stock in {shipment.warehouse}",
+        )
+        self._move(Command.SHIP)
+        self._shipment = ShipmentInfo(**shipment.model_dump(), shipped_at=workflow.now())
+        self._timers.pop("ship_by", None)
+        self._record("shipped", f"{shipment.carrier} {shipment.tracking_number} from {shipment.warehouse}")
+        self._notify(NotificationKind.ORDER_SHIPPED)
+
+    async def _do_track(self, update: TrackingUpdate) -> None:
+        carrier_time = f"carrier time {update.at.isoformat()}"
+        detail = f"{update.detail} ({carrier_time})" if update.detail else carrier_time
+        if update.status == "in_transit":
+            self._move(Command.IN_TRANSIT)
+            self._record("in_transit", detail)
+            return
+        self._move(Command.DELIVER)
+        self._confirm_by = workflow.now() + self._policy.confirm_window
+        self._timers["confirm_by"] = self._confirm_by
+        self._record("delivered", detail)
+
+    async def _do_confirm_receipt(self) -> None:
+        self._move(Command.CONFIRM_RECEIPT)
+        self._timers.pop("confirm_by", None)
+        self._record("completed", "buyer confirmed receipt")
+
+    async def _cancel(self, reason: str, command: Command) -> None:
+        """Cancel with compensation in reverse order of what was done: stock first, then money."""
+        self._move(command, dry_run=True)
+        if self._status in _HOLDING_STOCK:
+            await self._activity(
+                InventoryActivities.release_stock, ReleaseStock(order_id=self._id), "release stock"
+            )
+            self._record("stock_released", f"locked stock in {self._warehouse} released")
+        if self._payment is not None:
+            refund_id = await self._activity(
+                OrderActivities.record_refund,
+                RecordRefund(
+                    order_id=self._id,
+                    payment_id=self._payment.payment_id,
+                    amount=self._payment.amount,
+                    currency=self._payment.currency,
+                    reason=reason,
+                ),
+                "record refund",
+            )
+            self._record(
+                "refund_recorded",
+                f"{self._payment.amount} {self._payment.currency} owed back ({refund_id})",
+            )
+        self._move(command)
+        self._cancel_reason = reason
+        self._timers.clear()
+        self._payment_due_at = None
+        self._record("cancelled", reason)
+        self._notify(NotificationKind.ORDER_CANCELLED)
+
+    # ------------------------------------------------------------------ helpers
+    def _arm_payment_timers(self) -> None:
+        hold = self._policy.payment_hold
+        for number, offset in enumerate(self._policy.reminder_offsets, start=1):
+            if offset < hold:
+                self._timers[f"payment_reminder_{number}"] = self._created_at + offset
+        self._payment_due_at = self._created_at + hold
+        self._timers["payment_timeout"] = self._payment_due_at
+
+    def _send_reminder(self, number: int) -> None:
+        offset = self._policy.reminder_offsets[number - 1]
+        self._reminders_sent += 1
+        self._record(
+            "payment_reminder",
+            f"reminder {number} of {len(self._policy.reminder_offsets)} ({_hours(offset)}): "
+            f"{_REMINDER_NAMES[number - 1]} sent to {self._order.customer.email}",
+        )
+        self._notify(PAYMENT_REMINDERS[number - 1])
+
+    def _notify(self, kind: NotificationKind) -> None:
+        """Customer mail runs beside the order: a slow mail server never holds the order up."""
+        notify = Notify(
+            order_id=self._id,
+            kind=kind,
+            customer=self._order.customer,
+            channel_order_id=self._order.channel_order_id,
+            lines=self._order.lines,
+            total=self._order.total,
+            currency=self._order.currency,
+            cancel_reason=self._cancel_reason,
+            carrier=self._shipment.carrier if self._shipment else None,
+            tracking_number=self._shipment.tracking_number if self._shipment else None,
+        )
+
+        async def send() -> None:
+            try:
+                await workflow.execute_activity_method(
+                    NotificationActivities.notify_customer,
+                    notify,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=NOTIFY_RETRY,
+                    summary=f"email {kind.value} to the buyer",
+                )
+            except ActivityError as err:
+                self._record("notification_failed", f"{kind.value}: {err.cause or err}")
+
+        self._notifications.append(asyncio.create_task(send()))
+
+    def _move(self, command: Command, *, dry_run: bool = False) -> None:
+        new = next_status(self._status, command)
+        if not dry_run:
+            self._status = new
+
+    def _record(self, kind: str, detail: str = "") -> None:
+        self._updated_at = workflow.now()
+        self._timeline.append(TimelineEvent(at=self._updated_at, kind=kind, detail=detail))
+
+    async def _activity(self, method: Any, arg: Any, summary: str) -> Any:
+        return await workflow.execute_activity_method(
+            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, summary=summary
+        )
+
+    async def _publish(self) -> None:
+        """Project the view to the read model and tell the Web UI what the order waits for."""
+        workflow.set_current_details(self._describe())
+        await workflow.execute_local_activity_method(
+            OrderActivities.project_order,
+            self._view(),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            summary="project order to read model",
+        )
+
+    def _timer_label(self, name: str) -> str:
+        if name.startswith("payment_reminder_"):
+            number = int(name.rsplit("_", 1)[1])
+            offset = self._policy.reminder_offsets[number - 1]
+            total = len(self._policy.reminder_offsets)
+            return f"payment reminder {number} of {total} ({_hours(offset)})"
+        return {
+            "payment_timeout": "auto-cancel unpaid order",
+            "ship_by": "ship-by deadline",
+            "confirm_by": "auto-complete after confirmation window",
+        }.get(name, name)
+
+    def _describe(self) -> str:
+        since = self._updated_at.isoformat()
+        waiting = {
+            S.PENDING_PAYMENT: f"payment, due by {self._payment_due_at}",
+            S.PAID: "a stock lock",
+            S.STOCK_LOCKED: f"the warehouse {self._warehouse} to ship, by {self._ship_by}",
+            S.SHIPPED: "the first carrier scan",
+            S.IN_TRANSIT: "delivery",
+            S.DELIVERED: f"the buyer to confirm receipt, or auto-completion at {self._confirm_by}",
+            S.EXCEPTION: f"an operator to resolve {self._exception_reason}",
+        }.get(self._status)
+        head = f"**{self._status.value}** since {since}"
+        return f"{head}; waiting for {waiting}." if waiting else f"{head}."
+
+    def _view(self) -> OrderView:
+        order = self._order
+        return OrderView(
+            order_id=self._id,
+            channel=order.channel,
+            channel_order_id=order.channel_order_id,
+            status=self._status,
+            customer=order.customer,
+            shipping_address=order.shipping_address,
+            lines=order.lines,
+            total=order.total,
+            currency=order.currency,
+            created_at=self._created_at,
+            updated_at=self._updated_at,
+            warehouse=self._warehouse,
+            payment=self._payment,
+            shipment=self._shipment,
+            payment_due_at=self._payment_due_at,
+            ship_by=self._ship_by,
+            confirm_by=self._confirm_by,
+            ship_late=self._ship_late,
+            reminders_sent=self._reminders_sent,
+            cancel_reason=self._cancel_reason,
+            exception_reason=self._exception_reason,
+            timeline=list(self._timeline),
+        )
