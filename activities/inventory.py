@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import structlog
 from temporalio import activity
 
 from domain.effects import LockStock, ReleaseStock, ShipStock, StockLock
 from services.inventory import InventoryService
+
+log = structlog.get_logger(__name__)
 
 
 class InventoryActivities:
@@ -14,12 +17,24 @@ class InventoryActivities:
 
     @activity.defn
     def lock_stock(self, request: LockStock) -> StockLock:
-        return self._inventory.lock_order(request.order_id, request.lines)
+        with structlog.contextvars.bound_contextvars(order_id=request.order_id):
+            lock = self._inventory.lock_order(request.order_id, request.lines)
+            if lock.locked:
+                log.info("stock_locked", warehouse=lock.warehouse)
+            else:
+                log.warning("stock_short", shortages=[s.model_dump() for s in lock.shortages])
+            return lock
 
     @activity.defn
     def release_stock(self, request: ReleaseStock) -> int:
-        return self._inventory.release_order(request.order_id)
+        with structlog.contextvars.bound_contextvars(order_id=request.order_id):
+            units = self._inventory.release_order(request.order_id)
+            log.info("stock_released", units=units)
+            return units
 
     @activity.defn
     def ship_stock(self, request: ShipStock) -> int:
-        return self._inventory.ship_order(request.order_id, request.warehouse)
+        with structlog.contextvars.bound_contextvars(order_id=request.order_id):
+            units = self._inventory.ship_order(request.order_id, request.warehouse)
+            log.info("stock_shipped", warehouse=request.warehouse, units=units)
+            return units

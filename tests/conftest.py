@@ -139,3 +139,6 @@ def make_settings(**overrides: Any) -> Settings:
 async def running_worker(client: Client, settings: Settings, engine: Engine) -> AsyncIterator[None]:
     async with build_worker(client, settings, engine):
         yield
+
+
+from tests.smtp import smtp_server  # noqa: E402, F401  (fixture: a real SMTP server on loopback)

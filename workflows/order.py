@@ -418,6 +418,9 @@ class OrderWorkflow:
     def _record(self, kind: str, detail: str = "") -> None:
         self._updated_at = workflow.now()
         self._timeline.append(TimelineEvent(at=self._updated_at, kind=kind, detail=detail))
+        workflow.logger.info(
+            "order_%s", kind, extra={"order_id": self._id, "status": self._status.value, "detail": detail}
+        )
 
     async def _activity(self, method: Any, arg: Any, summary: str) -> Any:
         return await workflow.execute_activity_method(

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, cast
 
 import aiosmtplib
 import pytest
-from aiosmtpd.controller import Controller
 
 from domain.models import Customer, OrderLine
 from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
 from services.email import LANGUAGES, RenderedEmail, SmtpMailer, render_email
+from tests.smtp import SmtpServer
 
 SHOP = "Maple & Co"
 PAY_URL = "https://shop.example/pay/ord_123"
@@ -196,51 +192,6 @@ def test_html_escapes_a_hostile_customer_name() -> None:
 
 
 # --- delivery through a real SMTP server ---------------------------------------------------------
-
-
-@dataclass
-class Inbox:
-    """aiosmtpd handler that keeps what arrives; refuses recipients listed in `refuse`."""
-
-    refuse: set[str] = field(default_factory=set)
-    received: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-
-    async def handle_RCPT(
-        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
-    ) -> str:
-        if address in self.refuse:
-            return "550 5.1.1 No such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = cast(EmailMessage, message_from_bytes(envelope.content, policy=policy.default))
-        self.received.append((list(envelope.rcpt_tos), message))
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class SmtpServer:
-    inbox: Inbox
-    port: int
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield SmtpServer(inbox=inbox, port=port)
-    finally:
-        controller.stop()
 
 
 def mailer_for(server: SmtpServer) -> SmtpMailer:
