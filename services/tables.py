@@ -48,13 +48,19 @@ class Stock(SQLModel, table=True):
 
 
 class StockMove(SQLModel, table=True):
-    """The stock ledger: one row per (order, line, warehouse, kind), so a retried move is a no-op."""
+    """The stock ledger: one row per (order, line, kind, generation), so a retried move is a no-op.
+
+    A generation is one placement of the order's lock: 0 for the first, +1 each time an operator moves
+    it to another warehouse. The key leaves the warehouse out on purpose: a retry that races the first
+    attempt can never lock the same line in a second warehouse.
+    """
 
     __tablename__ = "stock_moves"
-    __table_args__ = (UniqueConstraint("order_id", "line_no", "warehouse", "kind"),)
+    __table_args__ = (UniqueConstraint("order_id", "line_no", "kind", "generation"),)
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(index=True, max_length=40)
     line_no: int
+    generation: int = 0
     warehouse: str = Field(max_length=32)
     sku: str = Field(max_length=64)
     kind: str = Field(max_length=16)  # lock | release | ship

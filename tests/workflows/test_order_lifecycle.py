@@ -27,7 +27,7 @@ from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from services.payments import PaymentService
 from services.tables import Payment, StockMove
-from tests.conftest import running_worker, make_settings
+from tests.conftest import make_settings, running_worker
 from tests.factories import eventually, order, payment_for, start_order, terminate_started
 from workflows.order import OrderWorkflow
 
@@ -96,7 +96,8 @@ async def test_unpaid_order_gets_three_reminders_then_is_cancelled_on_the_hold_d
         "order_cancelled",
     ]
     stored = OrderStore(engine).get(final.order_id)
-    assert stored is not None and stored.status == OrderStatus.CANCELLED
+    assert stored is not None
+    assert stored.status == OrderStatus.CANCELLED
 
 
 async def test_hold_period_comes_from_settings(
@@ -137,7 +138,8 @@ async def test_payment_stops_every_later_reminder_and_locks_stock(
     assert view.status == OrderStatus.STOCK_LOCKED
     assert not kinds(view, "cancelled")
     level = InventoryService(engine).get("WH-SZ", "CASE-IP15")
-    assert level is not None and (level.locked, level.available) == (2, 8)
+    assert level is not None
+    assert (level.locked, level.available) == (2, 8)
 
 
 async def test_happy_path_reaches_completed(env: tuple[WorkflowEnvironment, Settings, Engine]) -> None:
@@ -172,9 +174,11 @@ async def test_happy_path_reaches_completed(env: tuple[WorkflowEnvironment, Sett
         "completed",
     ]
     level = InventoryService(engine).get("WH-SZ", "CASE-IP15")
-    assert level is not None and (level.on_hand, level.locked) == (8, 0)
+    assert level is not None
+    assert (level.on_hand, level.locked) == (8, 0)
     stored = OrderStore(engine).get(final.order_id)
-    assert stored is not None and stored.status == OrderStatus.COMPLETED
+    assert stored is not None
+    assert stored.status == OrderStatus.COMPLETED
     assert len(stored.timeline) == len(final.timeline)
 
 
@@ -208,7 +212,8 @@ async def test_cancel_before_shipment_releases_stock_and_records_refund(
     assert view.status == OrderStatus.CANCELLED
     assert [e.kind for e in view.timeline][-3:] == ["stock_released", "refund_recorded", "cancelled"]
     level = InventoryService(engine).get("WH-SZ", "CASE-IP15")
-    assert level is not None and (level.on_hand, level.locked, level.available) == (10, 0, 10)
+    assert level is not None
+    assert (level.on_hand, level.locked, level.available) == (10, 0, 10)
     refunds = PaymentService(engine).refunds_for(view.order_id)
     assert [(r.amount, r.currency) for r in refunds] == [(placed.total, "USD")]
     await handle.result()
@@ -226,7 +231,8 @@ async def test_cancel_after_shipment_is_refused_and_changes_nothing(
     )
     before = await handle.query(OrderWorkflow.view)
     reason = await refused(handle, OrderWorkflow.cancel, CancelOrder(reason="too late"))
-    assert "already shipped" in reason and "return" in reason
+    assert "already shipped" in reason
+    assert "return" in reason
     after = await handle.query(OrderWorkflow.view)
     assert after == before
 
@@ -270,7 +276,8 @@ async def test_not_enough_stock_puts_order_in_exception_with_nothing_locked(
     inventory = InventoryService(engine)
     for sku in ("CASE-IP15", "USB-C-1M"):
         level = inventory.get("WH-SZ", sku)
-        assert level is not None and level.locked == 0
+        assert level is not None
+        assert level.locked == 0
     with Session(engine) as session:
         assert not session.exec(select(StockMove).where(StockMove.order_id == view.order_id)).all()
     assert "resolve it first" in await refused(
@@ -297,11 +304,13 @@ async def test_missed_ship_by_is_recorded_and_the_order_keeps_waiting(
     await tenv.sleep(timedelta(hours=2))
     view = await handle.query(OrderWorkflow.view)
     assert len(kinds(view, "ship_deadline_missed")) == 1
-    assert view.ship_late and view.status == OrderStatus.STOCK_LOCKED
+    assert view.ship_late
+    assert view.status == OrderStatus.STOCK_LOCKED
     shipped = await handle.execute_update(
         OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number="JD01460000", warehouse="WH-SZ")
     )
-    assert shipped.status == OrderStatus.SHIPPED and shipped.ship_late
+    assert shipped.status == OrderStatus.SHIPPED
+    assert shipped.ship_late
 
 
 async def test_commands_out_of_order_are_refused_with_a_reason(
