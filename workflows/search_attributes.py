@@ -1,0 +1,38 @@
+"""The search attributes every order carries, so the Temporal Web UI can find stuck orders."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+CHANNEL = SearchAttributeKey.for_keyword("Channel")
+DESTINATION_COUNTRY = SearchAttributeKey.for_keyword("DestinationCountry")
+WAREHOUSE = SearchAttributeKey.for_keyword("Warehouse")
+CURRENCY = SearchAttributeKey.for_keyword("Currency")
+EXCEPTION_REASON = SearchAttributeKey.for_keyword("ExceptionReason")
+ORDER_TOTAL = SearchAttributeKey.for_float("OrderTotal")
+PAYMENT_DEADLINE = SearchAttributeKey.for_datetime("PaymentDeadline")
+SHIP_BY = SearchAttributeKey.for_datetime("ShipBy")
+ON_HOLD = SearchAttributeKey.for_bool("OnHold")
+
+ALL = (
+    ORDER_STATUS,
+    CHANNEL,
+    DESTINATION_COUNTRY,
+    WAREHOUSE,
+    CURRENCY,
+    EXCEPTION_REASON,
+    ORDER_TOTAL,
+    PAYMENT_DEADLINE,
+    SHIP_BY,
+    ON_HOLD,
+)
+
+
+def cli_flags() -> list[str]:
+    """`temporal server start-dev --search-attribute NAME=Type` flags registering every key."""
+    flags: list[str] = []
+    for key in ALL:
+        cli_type = key.indexed_value_type.name.title().replace("_", "")  # KEYWORD_LIST -> KeywordList
+        flags += ["--search-attribute", f"{key.name}={cli_type}"]
+    return flags
