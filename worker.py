@@ -19,6 +19,7 @@ from activities.orders import OrderActivities
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.temporal import connect
+from services.audit import AuditService
 from services.db import create_schema, make_engine
 from services.email import SmtpMailer
 from services.inventory import InventoryService
@@ -50,7 +51,9 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         engine = make_engine(settings.database_url)
         create_schema(engine)
     inventory = InventoryActivities(InventoryService(engine))
-    orders = OrderActivities(OrderStore(engine), PaymentService(engine), ShipmentService(engine))
+    orders = OrderActivities(
+        OrderStore(engine), PaymentService(engine), ShipmentService(engine), AuditService(engine)
+    )
     notifications = NotificationActivities(
         NotificationOutbox(engine),
         _mailer(settings),
@@ -64,12 +67,17 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         workflows=[OrderWorkflow],
         activities=[
             inventory.lock_stock,
+            inventory.relock_stock,
             inventory.release_stock,
             inventory.ship_stock,
             orders.project_order,
             orders.record_payment,
             orders.record_refund,
             orders.request_shipment,
+            orders.cancel_shipment_request,
+            orders.close_shipment_request,
+            orders.change_shipment_address,
+            orders.record_audit,
             notifications.notify_customer,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),

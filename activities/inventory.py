@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from temporalio import activity
 
-from domain.effects import LockStock, ReleaseStock, ShipStock, StockLock
+from domain.effects import LockStock, ReleaseStock, RelockStock, ShipStock, StockLock
 from services.inventory import InventoryService
 
 log = structlog.get_logger(__name__)
@@ -18,11 +18,22 @@ class InventoryActivities:
     @activity.defn
     def lock_stock(self, request: LockStock) -> StockLock:
         with structlog.contextvars.bound_contextvars(order_id=request.order_id):
-            lock = self._inventory.lock_order(request.order_id, request.lines)
+            lock = self._inventory.lock_order(
+                request.order_id, request.lines, generation=request.generation, warehouse=request.warehouse
+            )
             if lock.locked:
                 log.info("stock_locked", warehouse=lock.warehouse)
             else:
                 log.warning("stock_short", shortages=[s.model_dump() for s in lock.shortages])
+            return lock
+
+    @activity.defn
+    def relock_stock(self, request: RelockStock) -> StockLock:
+        with structlog.contextvars.bound_contextvars(order_id=request.order_id):
+            lock = self._inventory.relock_order(
+                request.order_id, request.lines, request.warehouse, request.generation
+            )
+            log.info("stock_relocked", warehouse=request.warehouse, locked=lock.locked)
             return lock
 
     @activity.defn

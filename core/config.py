@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     payment_hold: Duration = Field(default=timedelta(days=5))
     ship_within: Duration = Field(default=timedelta(hours=48))
     confirm_window: Duration = Field(default=timedelta(days=7))
+    restock_check_every: Duration = Field(default=timedelta(minutes=30))
+
+    bootstrap_api_key: SecretStr | None = None
 
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -64,7 +67,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("ship_within", "confirm_window")
+    @field_validator("ship_within", "confirm_window", "restock_check_every")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import Field
 
@@ -13,6 +14,17 @@ from domain.models import Address, ConfirmPayment, Model, OrderLine
 class LockStock(Model):
     order_id: str
     lines: list[OrderLine]
+    generation: int = 0
+    warehouse: str | None = None  # None: the first warehouse that holds every line
+
+
+class RelockStock(Model):
+    """Move the order's lock to another warehouse, all or nothing."""
+
+    order_id: str
+    lines: list[OrderLine]
+    warehouse: str
+    generation: int
 
 
 class StockShortage(Model):
@@ -58,6 +70,29 @@ class RecordRefund(Model):
     amount: Decimal
     currency: str
     reason: str
+
+
+class CancelShipmentRequest(Model):
+    order_id: str
+    warehouse: str
+    reason: str
+
+
+class ChangeShipmentAddress(Model):
+    order_id: str
+    address: Address
+
+
+class AuditEntry(Model):
+    """One accepted operator action; (order_id, action_id) makes a retried write a no-op."""
+
+    order_id: str
+    action_id: str
+    action: str
+    actor: str
+    reason: str
+    params: dict[str, Any]
+    at: datetime
 
 
 class RequestShipment(Model):

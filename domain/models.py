@@ -216,4 +216,9 @@ class OrderView(Model):
     reminders_sent: int = 0
     cancel_reason: str | None = None
     exception_reason: str | None = None
+    status_since: datetime | None = None
+    on_hold: bool = False
+    held_since: datetime | None = None
+    hold_reason: str | None = None
+    waiting_for_restock: bool = False
     timeline: list[TimelineEvent] = []

@@ -26,3 +26,4 @@ class OrderPolicy(BaseModel):
     ship_within: timedelta = timedelta(hours=48)
     confirm_window: timedelta = timedelta(days=7)
     reminder_offsets: tuple[timedelta, ...] = REMINDER_OFFSETS
+    restock_check_every: timedelta = timedelta(minutes=30)

@@ -18,9 +18,28 @@ class Command(StrEnum):
     AUTO_COMPLETE = "auto_complete"
     CANCEL = "cancel"
     PAYMENT_TIMEOUT = "payment_timeout"
+    STEP_FAILED = "step_failed"
+    RESTOCKED = "restocked"
+    # operator interventions
+    HOLD = "hold"
+    RELEASE = "release"
+    NOTE = "note"
+    EXTEND_PAYMENT = "extend_payment"
+    CHANGE_ADDRESS = "change_address"
+    REASSIGN_WAREHOUSE = "reassign_warehouse"
+    RESOLVE_EXCEPTION = "resolve_exception"
+    RETRY = "retry"
+    MARK_SHIPPED = "mark_shipped"
 
 
 C = Command
+_OPEN = (S.PENDING_PAYMENT, S.PAID, S.STOCK_LOCKED, S.EXCEPTION, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED)
+_BEFORE_SHIPMENT = (S.PENDING_PAYMENT, S.PAID, S.STOCK_LOCKED, S.EXCEPTION)
+
+
+def _stay(*statuses: S) -> dict[S, S]:
+    return {status: status for status in statuses}
+
 
 # The only allowed moves. Anything absent is refused with a reason from REFUSALS below.
 TRANSITIONS: dict[C, dict[S, S]] = {
@@ -39,6 +58,17 @@ TRANSITIONS: dict[C, dict[S, S]] = {
         S.EXCEPTION: S.CANCELLED,
     },
     C.PAYMENT_TIMEOUT: {S.PENDING_PAYMENT: S.CANCELLED},
+    C.STEP_FAILED: {S.PAID: S.EXCEPTION, S.STOCK_LOCKED: S.EXCEPTION},
+    C.RESTOCKED: {S.EXCEPTION: S.STOCK_LOCKED},
+    C.HOLD: _stay(*_OPEN),
+    C.RELEASE: _stay(*_OPEN),
+    C.NOTE: _stay(*_OPEN),
+    C.EXTEND_PAYMENT: _stay(S.PENDING_PAYMENT),
+    C.CHANGE_ADDRESS: _stay(*_BEFORE_SHIPMENT),
+    C.REASSIGN_WAREHOUSE: {S.STOCK_LOCKED: S.STOCK_LOCKED, S.EXCEPTION: S.STOCK_LOCKED},
+    C.RESOLVE_EXCEPTION: _stay(S.EXCEPTION),
+    C.RETRY: {S.EXCEPTION: S.PAID},
+    C.MARK_SHIPPED: {S.PAID: S.SHIPPED, S.STOCK_LOCKED: S.SHIPPED, S.EXCEPTION: S.SHIPPED},
 }
 
 # Why a status refuses commands, said once per status; command-specific wording overrides it.
@@ -73,6 +103,17 @@ REFUSALS: dict[tuple[C, S], str] = {
     (C.DELIVER, S.STOCK_LOCKED): "the order has not shipped yet",
     (C.IN_TRANSIT, S.DELIVERED): "the order was already delivered",
     (C.SHIP, S.PENDING_PAYMENT): "the order is not paid yet",
+    **{(C.EXTEND_PAYMENT, s): "the order is already paid" for s in _OPEN if s != S.PENDING_PAYMENT},
+    **{
+        (C.CHANGE_ADDRESS, s): "the order has already shipped; the address can no longer change"
+        for s in _AFTER_SHIPMENT
+    },
+    (C.REASSIGN_WAREHOUSE, S.PENDING_PAYMENT): "the order is not paid yet; stock is locked after payment",
+    **{(C.REASSIGN_WAREHOUSE, s): "the order has already shipped" for s in _AFTER_SHIPMENT},
+    **{(C.RESOLVE_EXCEPTION, s): "the order is not in exception" for s in _OPEN if s != S.EXCEPTION},
+    **{(C.RETRY, s): "there is no failed step to retry" for s in _OPEN if s != S.EXCEPTION},
+    (C.MARK_SHIPPED, S.PENDING_PAYMENT): "the order is not paid yet",
+    **{(C.MARK_SHIPPED, s): "the order has already shipped" for s in _AFTER_SHIPMENT},
 }
 
 
@@ -103,6 +144,7 @@ def mermaid_diagram() -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {S.PENDING_PAYMENT.value}"]
     for command, moves in TRANSITIONS.items():
         for source, target in moves.items():
-            lines.append(f"    {source.value} --> {target.value}: {command.value}")
+            if source != target:  # commands that keep the status are listed in the docs instead
+                lines.append(f"    {source.value} --> {target.value}: {command.value}")
     lines += [f"    {S.COMPLETED.value} --> [*]", f"    {S.CANCELLED.value} --> [*]"]
     return "\n".join(lines)

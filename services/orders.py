@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, tuple_
+from sqlalchemy import Engine, and_, delete, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from domain.models import OrderView
+from domain.models import Model, OrderStatus, OrderView
 from services.db import transaction
 from services.tables import OrderEventRow, OrderKey, OrderRow
+
+_AWAITING_SHIPMENT = (OrderStatus.PAID, OrderStatus.STOCK_LOCKED, OrderStatus.EXCEPTION)
+
+
+class StuckOrder(Model):
+    order: OrderView
+    reasons: list[str]
+    since: datetime
 
 
 class BadCursor(ValueError):
@@ -77,6 +86,13 @@ class OrderStore:
                 "currency": view.currency,
                 "total": view.total,
                 "warehouse": view.warehouse,
+                "exception_reason": view.exception_reason,
+                "on_hold": view.on_hold,
+                "status_since": view.status_since,
+                "held_since": view.held_since,
+                "payment_due_at": view.payment_due_at,
+                "ship_by": view.ship_by if view.status in _AWAITING_SHIPMENT else None,
+                "confirm_by": view.confirm_by if view.status == OrderStatus.DELIVERED else None,
                 "created_at": view.created_at,
                 "updated_at": view.updated_at,
                 "version": version,
@@ -130,3 +146,58 @@ class OrderStore:
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1].created_at, page[-1].order_id) if len(rows) > limit else None
         return [OrderView.model_validate(row.view) for row in page], next_cursor
+
+    def stuck(self, now: datetime, older_than: timedelta = timedelta(0)) -> builtins.list[StuckOrder]:
+        """Orders in exception, on hold, or past a deadline their current step should have met.
+
+        `older_than` keeps those stuck for at least that long. A passed payment deadline on an unpaid
+        order means the auto-cancel did not run: the worker is probably down.
+        """
+        query = select(OrderRow).where(
+            or_(
+                col(OrderRow.status) == OrderStatus.EXCEPTION,
+                col(OrderRow.on_hold).is_(True),
+                col(OrderRow.ship_by) < now,
+                and_(col(OrderRow.status) == OrderStatus.PENDING_PAYMENT, col(OrderRow.payment_due_at) < now),
+                col(OrderRow.confirm_by) < now,
+            )
+        )
+        with Session(self._engine) as session:
+            rows = session.exec(query.order_by(col(OrderRow.created_at))).all()
+        found: builtins.list[StuckOrder] = []
+        for row in rows:
+            reasons, since = _why_stuck(row, now)
+            if reasons and since <= now - older_than:
+                found.append(
+                    StuckOrder(order=OrderView.model_validate(row.view), reasons=reasons, since=since)
+                )
+        return found
+
+
+def _at(moment: datetime) -> str:
+    return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _why_stuck(row: OrderRow, now: datetime) -> tuple[list[str], datetime]:
+    reasons: list[str] = []
+    moments: list[datetime] = []
+    if row.status == OrderStatus.EXCEPTION:
+        reasons.append(f"exception: {row.exception_reason}")
+        moments.append(_aware(row.status_since or row.updated_at))
+    if row.on_hold and row.held_since:
+        reasons.append(
+            f"on hold since {_at(row.held_since)}: {row.view.get('hold_reason') or 'no reason given'}"
+        )
+        moments.append(_aware(row.held_since))
+    if row.ship_by and _aware(row.ship_by) < now:
+        reasons.append(f"not shipped; ship-by passed at {_at(row.ship_by)}")
+        moments.append(_aware(row.ship_by))
+    if row.status == OrderStatus.PENDING_PAYMENT and row.payment_due_at and _aware(row.payment_due_at) < now:
+        reasons.append(
+            "payment deadline passed but the order was not auto-cancelled (is the worker running?)"
+        )
+        moments.append(_aware(row.payment_due_at))
+    if row.confirm_by and _aware(row.confirm_by) < now:
+        reasons.append("confirmation window passed but the order did not complete")
+        moments.append(_aware(row.confirm_by))
+    return reasons, min(moments, default=now)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from domain.effects import RequestShipment
+from domain.effects import CancelShipmentRequest, ChangeShipmentAddress, RequestShipment
 from services.db import transaction
 from services.tables import ShipmentRequest
 
@@ -16,21 +16,81 @@ class ShipmentService:
         self._engine = engine
 
     def request(self, request: RequestShipment) -> bool:
-        """False when the warehouse was already asked for this order (a retry)."""
+        """Ask the warehouse to ship. False when it was already asked (a retry); a request withdrawn
+        earlier (the order moved away and back) is reopened with the current lines and address."""
+        lines = [line.model_dump(mode="json") for line in request.lines]
+        address = request.address.model_dump(mode="json")
         try:
             with transaction(self._engine) as session:
                 session.add(
                     ShipmentRequest(
                         order_id=request.order_id,
                         warehouse=request.warehouse,
-                        lines=[line.model_dump(mode="json") for line in request.lines],
-                        address=request.address.model_dump(mode="json"),
+                        lines=lines,
+                        address=address,
                         ship_by=request.ship_by,
                     )
                 )
             return True
         except IntegrityError:
-            return False
+            pass
+        with transaction(self._engine) as session:
+            result = session.execute(
+                update(ShipmentRequest)
+                .where(
+                    col(ShipmentRequest.order_id) == request.order_id,
+                    col(ShipmentRequest.warehouse) == request.warehouse,
+                    col(ShipmentRequest.status) == "cancelled",
+                )
+                .values(status="requested", lines=lines, address=address, ship_by=request.ship_by)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def mark_shipped(self, order_id: str, warehouse: str) -> bool:
+        """The parcel left (shipped by the warehouse or outside orderflow): nothing more to pick."""
+        with transaction(self._engine) as session:
+            result = session.execute(
+                update(ShipmentRequest)
+                .where(
+                    col(ShipmentRequest.order_id) == order_id,
+                    col(ShipmentRequest.status) == "requested",
+                )
+                .values(status="shipped")
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def cancel(self, request: CancelShipmentRequest) -> bool:
+        """Withdraw a request the warehouse has not fulfilled; False when there was none to withdraw."""
+        with transaction(self._engine) as session:
+            result = session.execute(
+                update(ShipmentRequest)
+                .where(
+                    col(ShipmentRequest.order_id) == request.order_id,
+                    col(ShipmentRequest.warehouse) == request.warehouse,
+                    col(ShipmentRequest.status) == "requested",
+                )
+                .values(status="cancelled")
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def change_address(self, request: ChangeShipmentAddress) -> int:
+        """Point open requests at the new address; returns how many changed."""
+        with transaction(self._engine) as session:
+            result = session.execute(
+                update(ShipmentRequest)
+                .where(
+                    col(ShipmentRequest.order_id) == request.order_id,
+                    col(ShipmentRequest.status) == "requested",
+                )
+                .values(address=request.address.model_dump(mode="json"))
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    def for_order(self, order_id: str) -> list[ShipmentRequest]:
+        with Session(self._engine) as session:
+            return list(
+                session.exec(select(ShipmentRequest).where(ShipmentRequest.order_id == order_id)).all()
+            )
 
     def pending(self, warehouse: str) -> list[ShipmentRequest]:
         with Session(self._engine) as session:

@@ -131,8 +131,15 @@ class OrderRow(SQLModel, table=True):
     currency: str = Field(max_length=3)
     total: Decimal = _money()
     warehouse: str | None = Field(default=None, max_length=32)
+    exception_reason: str | None = Field(default=None, max_length=40)
+    on_hold: bool = Field(default=False, index=True)
     created_at: datetime = _ts(index=True)
     updated_at: datetime = _ts()
+    status_since: datetime | None = _ts(default=None, nullable=True)
+    held_since: datetime | None = _ts(default=None, nullable=True)
+    payment_due_at: datetime | None = _ts(default=None, nullable=True)
+    ship_by: datetime | None = _ts(default=None, nullable=True)
+    confirm_by: datetime | None = _ts(default=None, nullable=True)
     version: int = 0  # timeline length: an older projection never overwrites a newer one
     view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
@@ -146,3 +153,28 @@ class OrderEventRow(SQLModel, table=True):
     at: datetime = _ts()
     kind: str = Field(max_length=40)
     detail: str = ""
+
+
+class AuditLog(SQLModel, table=True):
+    """Every accepted operator action: who, when, why, with what parameters."""
+
+    __tablename__ = "audit_log"
+    order_id: str = Field(primary_key=True, max_length=40)
+    action_id: str = Field(primary_key=True, max_length=100)  # the Temporal update id
+    action: str = Field(max_length=40)
+    actor: str = Field(index=True, max_length=100)
+    reason: str = Field(max_length=500)
+    params: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime = _ts(index=True)
+
+
+class ApiKey(SQLModel, table=True):
+    """API keys, stored as a SHA-256 of their secret part: a leaked table reveals no usable key."""
+
+    __tablename__ = "api_keys"
+    key_id: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=100)
+    role: str = Field(max_length=16)
+    secret_sha256: str = Field(max_length=64)
+    created_at: datetime = _ts(default_factory=utcnow)
+    revoked_at: datetime | None = _ts(default=None, nullable=True)

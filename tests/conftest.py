@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import SQLModel
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -21,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from core.config import Settings
 from services.db import create_schema, make_engine
 from worker import build_worker
+from workflows import search_attributes
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ORDERFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -115,6 +117,13 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=temporal_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    # Unregistered search attributes fail every workflow task (TEMPORAL.md): register ours first.
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={key.name: int(key.indexed_value_type) for key in search_attributes.ALL},  # type: ignore[misc]
+        )
+    )
     yield env
     await env.shutdown()
 
@@ -125,6 +134,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
         dev_server_existing_path=temporal_binary("temporal"),
         data_converter=pydantic_data_converter,
         dev_server_log_level="error",
+        search_attributes=search_attributes.ALL,
     )
     yield env
     await env.shutdown()

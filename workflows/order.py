@@ -1,8 +1,9 @@
 """OrderWorkflow: one durable workflow per order, the single writer of that order's state.
 
-Updates validate a command against domain.transitions and queue it; the main loop is the only place
-that runs side effects, one command at a time, and it sleeps until the next deadline (time as data:
-every deadline is a named entry in `_timers`, fixed from workflow.now()).
+Updates validate a command against domain rules and queue it; the main loop is the only place that
+runs side effects, one command at a time, then takes the automatic next step (`_advance`), then
+sleeps until the next deadline. Every deadline is a named entry in `_timers`, fixed from
+workflow.now(); a hold pauses them all.
 """
 
 from __future__ import annotations
@@ -23,12 +24,17 @@ with workflow.unsafe.imports_passed_through():
     from activities.notifications import NotificationActivities
     from activities.orders import OrderActivities
     from domain.effects import (
+        AuditEntry,
+        CancelShipmentRequest,
+        ChangeShipmentAddress,
         LockStock,
         RecordPayment,
         RecordRefund,
         ReleaseStock,
+        RelockStock,
         RequestShipment,
         ShipStock,
+        StockLock,
     )
     from domain.models import (
         TERMINAL_STATUSES,
@@ -45,13 +51,18 @@ with workflow.unsafe.imports_passed_through():
         TrackingUpdate,
     )
     from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
+    from domain.operator import Action, OperatorAction, action_refusal, missing_params
+    from domain.policy import MAX_PAYMENT_HOLD
     from domain.transitions import Command, Refused, next_status, refusal
+
+    from workflows import search_attributes as sa
 
 S = OrderStatus
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+# A step that still fails after these attempts puts the order in exception for an operator to retry.
+STEP_RETRY = RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(minutes=2))
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
 _REMINDER_NAMES = ("plain reminder", "offer of help", "incentive")
-_HOLDING_STOCK = (S.STOCK_LOCKED,)
 _AWAITING_SHIPMENT = (S.PAID, S.STOCK_LOCKED, S.EXCEPTION)
 
 
@@ -61,6 +72,14 @@ def _refuse(reason: str) -> ApplicationError:
 
 def _hours(delta: timedelta) -> str:
     return f"{int(delta.total_seconds() // 3600)} h"
+
+
+class StepFailed(Exception):
+    """An activity gave up after its retries; the order goes to exception `<step>_failed`."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        super().__init__(f"{step}: {cause}")
+        self.step = step
 
 
 @dataclass
@@ -83,6 +102,7 @@ class OrderWorkflow:
         self._status = S.PENDING_PAYMENT
         self._created_at = workflow.now()
         self._updated_at = self._created_at
+        self._status_since = self._created_at
         self._timeline: list[TimelineEvent] = []
         self._timers: dict[str, datetime] = {}
         self._inbox: list[_Job] = []
@@ -90,6 +110,8 @@ class OrderWorkflow:
         self._payment: PaymentInfo | None = None
         self._shipment: ShipmentInfo | None = None
         self._warehouse: str | None = None
+        self._lock_generation = 0
+        self._shipment_requested = False
         self._payment_due_at: datetime | None = None
         self._ship_by: datetime | None = None
         self._confirm_by: datetime | None = None
@@ -97,6 +119,10 @@ class OrderWorkflow:
         self._reminders_sent = 0
         self._cancel_reason: str | None = None
         self._exception_reason: str | None = None
+        self._waiting_for_restock = False
+        self._held_since: datetime | None = None
+        self._hold_reason: str | None = None
+        self._published_attributes: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -115,12 +141,15 @@ class OrderWorkflow:
                 job = self._inbox.pop(0)
                 try:
                     await job.run()
+                    await self._advance()
                 except Refused as refused:
                     job.error = refused.reason
                 job.done = True
                 await self._publish()
-            if await self._fire_due_timers():
-                await self._publish()
+            if self._held_since is None:
+                fired = await self._fire_due_timers()
+                if await self._advance() or fired:
+                    await self._publish()
         events = len(self._timeline)
         await asyncio.gather(*self._notifications)
         if len(self._timeline) != events:  # a notification failed after the last projection
@@ -131,7 +160,7 @@ class OrderWorkflow:
     async def _wait_for_work(self) -> None:
         if self._inbox:
             return
-        if not self._timers:
+        if not self._timers or self._held_since is not None:
             await workflow.wait_condition(lambda: bool(self._inbox))
             return
         name, due = min(self._timers.items(), key=lambda item: item[1])
@@ -147,7 +176,7 @@ class OrderWorkflow:
         now = workflow.now()
         fired = False
         for name, due in sorted(self._timers.items(), key=lambda item: item[1]):
-            if due > now or name not in self._timers:
+            if due > now or name not in self._timers or self._status in TERMINAL_STATUSES:
                 continue
             del self._timers[name]
             fired = True
@@ -165,9 +194,29 @@ class OrderWorkflow:
             elif name == "confirm_by":
                 self._move(Command.AUTO_COMPLETE)
                 self._record("completed", "confirmation window ended without a buyer complaint")
+            elif name == "restock_check":
+                await self._try_restock()
         return fired
 
-    # ------------------------------------------------------------------ updates
+    async def _advance(self) -> bool:
+        """Take the automatic next step(s) the status calls for, unless the order is on hold."""
+        progressed = False
+        while self._held_since is None:
+            try:
+                if self._status == S.PAID:
+                    await self._lock_stock()
+                elif self._status == S.STOCK_LOCKED and not self._shipment_requested:
+                    await self._request_shipment()
+                else:
+                    break
+            except StepFailed as failed:
+                self._move(Command.STEP_FAILED)
+                self._exception_reason = f"{failed.step}_failed"
+                self._record("step_failed", f"{failed.step} failed after retries: {failed}; retry it")
+            progressed = True
+        return progressed
+
+    # ------------------------------------------------------------------ updates from integrations
     @workflow.update
     async def pay(self, payment: ConfirmPayment) -> OrderView:
         if self._payment and self._payment.payment_id == payment.payment_id:
@@ -214,11 +263,28 @@ class OrderWorkflow:
 
     @workflow.update
     async def cancel(self, request: CancelOrder) -> OrderView:
+        """A cancel from the channel (the buyer cancelled there); operators use `operate`."""
         return await self._submit("cancel", lambda: self._cancel(request.reason, Command.CANCEL))
 
     @cancel.validator
     def _validate_cancel(self, request: CancelOrder) -> None:
         self._check(Command.CANCEL)
+
+    # ------------------------------------------------------------------ operator actions
+    @workflow.update
+    async def operate(self, request: OperatorAction) -> OrderView:
+        info = workflow.current_update_info()
+        action_id = info.id if info else str(workflow.uuid4())
+        return await self._submit(request.action.value, lambda: self._do_operate(request, action_id))
+
+    @operate.validator
+    def _validate_operate(self, request: OperatorAction) -> None:
+        missing = missing_params(request.action, request.params)
+        if missing:
+            raise _refuse(f"{request.action.value} needs {', '.join(missing)}")
+        reason = action_refusal(self._view(), request, workflow.now())
+        if reason is not None:
+            raise _refuse(reason)
 
     @workflow.query
     def view(self) -> OrderView:
@@ -265,14 +331,18 @@ class OrderWorkflow:
         self._timers["ship_by"] = self._ship_by
         self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
         await self._publish()
-        await self._lock_stock()
+
+    async def _request_lock(self, summary: str) -> StockLock:
+        lock: StockLock = await self._step(
+            "lock_stock",
+            InventoryActivities.lock_stock,
+            LockStock(order_id=self._id, lines=self._order.lines, generation=self._lock_generation),
+            summary,
+        )
+        return lock
 
     async def _lock_stock(self) -> None:
-        lock = await self._activity(
-            InventoryActivities.lock_stock,
-            LockStock(order_id=self._id, lines=self._order.lines),
-            "lock stock",
-        )
+        lock = await self._request_lock("lock stock")
         if not lock.locked:
             self._move(Command.STOCK_SHORT)
             self._exception_reason = "out_of_stock"
@@ -283,23 +353,40 @@ class OrderWorkflow:
                 "nothing locked",
             )
             return
-        assert lock.warehouse is not None
         self._warehouse = lock.warehouse
         self._move(Command.LOCK_STOCK)
+        self._exception_reason = None
         self._record("stock_locked", f"all lines locked in {lock.warehouse}")
+
+    async def _request_shipment(self) -> None:
+        assert self._warehouse is not None
         assert self._ship_by is not None
-        await self._activity(
+        await self._step(
+            "request_shipment",
             OrderActivities.request_shipment,
             RequestShipment(
                 order_id=self._id,
-                warehouse=lock.warehouse,
+                warehouse=self._warehouse,
                 lines=self._order.lines,
                 address=self._order.shipping_address,
                 ship_by=self._ship_by,
             ),
-            f"ask {lock.warehouse} to ship",
+            f"ask {self._warehouse} to ship",
         )
-        self._record("shipment_requested", f"{lock.warehouse} to ship by {self._ship_by.isoformat()}")
+        self._shipment_requested = True
+        self._record("shipment_requested", f"{self._warehouse} to ship by {self._ship_by.isoformat()}")
+
+    async def _try_restock(self) -> None:
+        """Waiting for restock: try the lock again; if still short, look again later."""
+        lock = await self._request_lock("lock stock after restock")
+        if not lock.locked:
+            self._timers["restock_check"] = workflow.now() + self._policy.restock_check_every
+            return
+        self._warehouse = lock.warehouse
+        self._waiting_for_restock = False
+        self._exception_reason = None
+        self._move(Command.RESTOCKED)
+        self._record("stock_locked", f"restocked: all lines locked in {lock.warehouse}")
 
     async def _do_ship(self, shipment: ConfirmShipment) -> None:
         self._move(Command.SHIP, dry_run=True)
@@ -308,10 +395,24 @@ class OrderWorkflow:
             ShipStock(order_id=self._id, warehouse=shipment.warehouse),
             f"deduct shipped stock in {shipment.warehouse}",
         )
-        self._move(Command.SHIP)
-        self._shipment = ShipmentInfo(**shipment.model_dump(), shipped_at=workflow.now())
+        await self._shipped(Command.SHIP, shipment.carrier, shipment.tracking_number, shipment.warehouse)
+
+    async def _shipped(self, command: Command, carrier: str, tracking_number: str, warehouse: str) -> None:
+        if self._shipment_requested:
+            await self._activity(
+                OrderActivities.close_shipment_request,
+                ShipStock(order_id=self._id, warehouse=warehouse),
+                f"close the shipment request to {warehouse}",
+            )
+        self._move(command)
+        self._shipment = ShipmentInfo(
+            carrier=carrier, tracking_number=tracking_number, warehouse=warehouse, shipped_at=workflow.now()
+        )
         self._timers.pop("ship_by", None)
-        self._record("shipped", f"{shipment.carrier} {shipment.tracking_number} from {shipment.warehouse}")
+        self._timers.pop("restock_check", None)
+        self._waiting_for_restock = False
+        self._exception_reason = None
+        self._record("shipped", f"{carrier} {tracking_number} from {warehouse}")
         self._notify(NotificationKind.ORDER_SHIPPED)
 
     async def _do_track(self, update: TrackingUpdate) -> None:
@@ -334,11 +435,13 @@ class OrderWorkflow:
     async def _cancel(self, reason: str, command: Command) -> None:
         """Cancel with compensation in reverse order of what was done: stock first, then money."""
         self._move(command, dry_run=True)
-        if self._status in _HOLDING_STOCK:
-            await self._activity(
+        if self._warehouse is not None:
+            released = await self._activity(
                 InventoryActivities.release_stock, ReleaseStock(order_id=self._id), "release stock"
             )
-            self._record("stock_released", f"locked stock in {self._warehouse} released")
+            self._record("stock_released", f"{released} unit(s) locked in {self._warehouse} released")
+        if self._shipment_requested and self._warehouse is not None:
+            await self._cancel_shipment_request(self._warehouse, reason)
         if self._payment is not None:
             refund_id = await self._activity(
                 OrderActivities.record_refund,
@@ -352,15 +455,153 @@ class OrderWorkflow:
                 "record refund",
             )
             self._record(
-                "refund_recorded",
-                f"{self._payment.amount} {self._payment.currency} owed back ({refund_id})",
+                "refund_recorded", f"{self._payment.amount} {self._payment.currency} owed back ({refund_id})"
             )
         self._move(command)
         self._cancel_reason = reason
         self._timers.clear()
         self._payment_due_at = None
+        self._waiting_for_restock = False
+        self._held_since = None
         self._record("cancelled", reason)
         self._notify(NotificationKind.ORDER_CANCELLED)
+
+    async def _cancel_shipment_request(self, warehouse: str, reason: str) -> None:
+        await self._activity(
+            OrderActivities.cancel_shipment_request,
+            CancelShipmentRequest(order_id=self._id, warehouse=warehouse, reason=reason),
+            f"withdraw the shipment request to {warehouse}",
+        )
+        self._shipment_requested = False
+        self._record("shipment_request_withdrawn", f"{warehouse}: {reason}")
+
+    # ------------------------------------------------------------------ operator steps
+    async def _do_operate(self, request: OperatorAction, action_id: str) -> None:
+        # Re-checked here: another command may have changed the order since the validator ran.
+        reason = action_refusal(self._view(), request, workflow.now())
+        if reason is not None:
+            raise Refused(reason)
+        action, params = request.action, request.params
+        detail = ""
+        if action == Action.HOLD:
+            self._held_since = workflow.now()
+            self._hold_reason = request.reason
+        elif action == Action.RELEASE:
+            detail = self._release_hold()
+        elif action == Action.CANCEL:
+            await self._cancel(request.reason, Command.CANCEL)
+        elif action == Action.EXTEND_PAYMENT:
+            assert params.until is not None
+            self._payment_due_at = params.until
+            self._timers["payment_timeout"] = params.until
+            detail = f"payment now due by {params.until.isoformat()}"
+        elif action == Action.CHANGE_ADDRESS:
+            assert params.address is not None
+            detail = await self._change_address(params.address)
+        elif action == Action.REASSIGN_WAREHOUSE:
+            assert params.warehouse is not None
+            detail = await self._reassign(params.warehouse)
+        elif action == Action.RESOLVE_EXCEPTION:
+            if params.resolution == "cancel-and-refund":
+                await self._cancel(request.reason, Command.CANCEL)
+            else:
+                self._waiting_for_restock = True
+                self._timers["restock_check"] = workflow.now()
+                detail = f"waiting for restock, checked every {self._policy.restock_check_every}"
+        elif action == Action.RETRY:
+            self._move(Command.RETRY)
+            detail = f"retrying after {self._exception_reason}"
+            self._exception_reason = None
+            self._waiting_for_restock = False
+            self._timers.pop("restock_check", None)
+        elif action == Action.MARK_SHIPPED:
+            assert params.carrier is not None
+            assert params.tracking_number is not None
+            warehouse = self._warehouse or "outside orderflow"
+            if self._warehouse is not None:  # our stock left with the parcel
+                await self._activity(
+                    InventoryActivities.ship_stock,
+                    ShipStock(order_id=self._id, warehouse=self._warehouse),
+                    f"deduct shipped stock in {self._warehouse}",
+                )
+            await self._shipped(Command.MARK_SHIPPED, params.carrier, params.tracking_number, warehouse)
+        elif action == Action.NOTE:
+            detail = params.text or ""
+        self._record(
+            f"operator_{action.value.replace('-', '_')}",
+            f"{request.actor}: {request.reason}" + (f" ({detail})" if detail else ""),
+        )
+        await self._activity(
+            OrderActivities.record_audit,
+            AuditEntry(
+                order_id=self._id,
+                action_id=action_id,
+                action=action.value,
+                actor=request.actor,
+                reason=request.reason,
+                params=request.params.model_dump(mode="json", exclude_none=True),
+                at=workflow.now(),
+            ),
+            "write audit trail",
+        )
+
+    def _release_hold(self) -> str:
+        """Deadlines that fell due during the hold are handled once, as the docs describe."""
+        assert self._held_since is not None
+        now = workflow.now()
+        held = now - self._held_since
+        self._held_since = None
+        self._hold_reason = None
+        missed = sorted(
+            (due, name)
+            for name, due in self._timers.items()
+            if name.startswith("payment_reminder_") and due <= now
+        )
+        if "payment_timeout" in self._timers:
+            latest = self._created_at + MAX_PAYMENT_HOLD
+            self._payment_due_at = min(self._timers["payment_timeout"] + held, latest)
+            self._timers["payment_timeout"] = self._payment_due_at
+        # One catch-up reminder, not a burst; none when the order is cancelled at once anyway.
+        cancelled_now = self._payment_due_at is not None and self._payment_due_at <= now
+        for _, name in missed if cancelled_now else missed[:-1]:
+            del self._timers[name]
+        if "confirm_by" in self._timers:
+            self._confirm_by = self._timers["confirm_by"] + held
+            self._timers["confirm_by"] = self._confirm_by
+        return f"held for {held}"
+
+    async def _change_address(self, address: Any) -> str:
+        self._order = self._order.model_copy(update={"shipping_address": address})
+        if self._shipment_requested:
+            await self._activity(
+                OrderActivities.change_shipment_address,
+                ChangeShipmentAddress(order_id=self._id, address=address),
+                "send the new address to the warehouse",
+            )
+        return f"ship to {address.line1}, {address.postal_code} {address.city}, {address.country}"
+
+    async def _reassign(self, warehouse: str) -> str:
+        old = self._warehouse
+        generation = self._lock_generation + 1
+        lock = await self._activity(
+            InventoryActivities.relock_stock,
+            RelockStock(
+                order_id=self._id, lines=self._order.lines, warehouse=warehouse, generation=generation
+            ),
+            f"lock stock in {warehouse}",
+        )
+        if not lock.locked:
+            short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
+            raise Refused(f"{warehouse} cannot fill every line ({short}); stock stays where it was")
+        self._lock_generation = generation
+        if self._shipment_requested and old is not None:
+            await self._cancel_shipment_request(old, f"moved to {warehouse}")
+        self._warehouse = warehouse
+        self._waiting_for_restock = False
+        self._timers.pop("restock_check", None)
+        self._exception_reason = None
+        self._move(Command.REASSIGN_WAREHOUSE)
+        return f"stock moved from {old or 'nowhere'} to {warehouse}"
 
     # ------------------------------------------------------------------ helpers
     def _arm_payment_timers(self) -> None:
@@ -412,8 +653,9 @@ class OrderWorkflow:
 
     def _move(self, command: Command, *, dry_run: bool = False) -> None:
         new = next_status(self._status, command)
-        if not dry_run:
+        if not dry_run and new != self._status:
             self._status = new
+            self._status_since = workflow.now()
 
     def _record(self, kind: str, detail: str = "") -> None:
         self._updated_at = workflow.now()
@@ -427,9 +669,19 @@ class OrderWorkflow:
             method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, summary=summary
         )
 
+    async def _step(self, step: str, method: Any, arg: Any, summary: str) -> Any:
+        """An automatic step with bounded retries: giving up raises StepFailed, not a hung order."""
+        try:
+            return await workflow.execute_activity_method(
+                method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=STEP_RETRY, summary=summary
+            )
+        except ActivityError as err:
+            raise StepFailed(step, err.cause or err) from err
+
     async def _publish(self) -> None:
-        """Project the view to the read model and tell the Web UI what the order waits for."""
+        """Project the view to the read model and show the Web UI where the order stands."""
         workflow.set_current_details(self._describe())
+        self._upsert_search_attributes()
         await workflow.execute_local_activity_method(
             OrderActivities.project_order,
             self._view(),
@@ -437,31 +689,65 @@ class OrderWorkflow:
             summary="project order to read model",
         )
 
+    def _upsert_search_attributes(self) -> None:
+        wanted: dict[str, Any] = {
+            sa.ORDER_STATUS.name: self._status.value,
+            sa.CHANNEL.name: self._order.channel.value,
+            sa.DESTINATION_COUNTRY.name: self._order.shipping_address.country,
+            sa.WAREHOUSE.name: self._warehouse,
+            sa.CURRENCY.name: self._order.currency,
+            sa.EXCEPTION_REASON.name: self._exception_reason,
+            sa.ORDER_TOTAL.name: float(self._order.total),
+            sa.PAYMENT_DEADLINE.name: self._payment_due_at,
+            sa.SHIP_BY.name: self._ship_by if self._status in _AWAITING_SHIPMENT else None,
+            sa.ON_HOLD.name: self._held_since is not None,
+        }
+        changed = {k: v for k, v in wanted.items() if self._published_attributes.get(k, ...) != v}
+        if not changed:
+            return
+        keys = {key.name: key for key in sa.ALL}
+        workflow.upsert_search_attributes(
+            [keys[k].value_set(v) if v is not None else keys[k].value_unset() for k, v in changed.items()]
+        )
+        self._published_attributes.update(changed)
+
     def _timer_label(self, name: str) -> str:
         if name.startswith("payment_reminder_"):
             number = int(name.rsplit("_", 1)[1])
             offset = self._policy.reminder_offsets[number - 1]
             total = len(self._policy.reminder_offsets)
-            return f"payment reminder {number} of {total} ({_hours(offset)})"
+            labels = ("plain reminder", "offer of help", "incentive")
+            return f"payment reminder {number} of {total} ({_hours(offset)}): {labels[number - 1]}"
         return {
             "payment_timeout": "auto-cancel unpaid order",
             "ship_by": "ship-by deadline",
             "confirm_by": "auto-complete after confirmation window",
+            "restock_check": "check for restocked stock",
         }.get(name, name)
 
     def _describe(self) -> str:
-        since = self._updated_at.isoformat()
+        """Markdown for the Web UI's current details: what the order waits for, and since when."""
         waiting = {
-            S.PENDING_PAYMENT: f"payment, due by {self._payment_due_at}",
+            S.PENDING_PAYMENT: f"payment from the buyer, due by {self._payment_due_at}",
             S.PAID: "a stock lock",
-            S.STOCK_LOCKED: f"the warehouse {self._warehouse} to ship, by {self._ship_by}",
+            S.STOCK_LOCKED: f"warehouse **{self._warehouse}** to ship, by {self._ship_by}",
             S.SHIPPED: "the first carrier scan",
             S.IN_TRANSIT: "delivery",
             S.DELIVERED: f"the buyer to confirm receipt, or auto-completion at {self._confirm_by}",
-            S.EXCEPTION: f"an operator to resolve {self._exception_reason}",
+            S.EXCEPTION: f"an operator to resolve **{self._exception_reason}**"
+            + (" (waiting for restock)" if self._waiting_for_restock else ""),
         }.get(self._status)
-        head = f"**{self._status.value}** since {since}"
-        return f"{head}; waiting for {waiting}." if waiting else f"{head}."
+        lines = [f"**{self._status.value}** since {self._status_since.isoformat()}"]
+        if waiting:
+            lines.append(f"Waiting for {waiting}.")
+        if self._held_since is not None:
+            lines.append(f"**On hold** since {self._held_since.isoformat()}: {self._hold_reason}")
+        if self._ship_late:
+            lines.append("Ship-by deadline missed.")
+        if self._timers and self._held_since is None:
+            name, due = min(self._timers.items(), key=lambda item: item[1])
+            lines.append(f"Next: {self._timer_label(name)} at {due.isoformat()}.")
+        return "\n\n".join(lines)
 
     def _view(self) -> OrderView:
         order = self._order
@@ -487,5 +773,10 @@ class OrderWorkflow:
             reminders_sent=self._reminders_sent,
             cancel_reason=self._cancel_reason,
             exception_reason=self._exception_reason,
+            status_since=self._status_since,
+            on_hold=self._held_since is not None,
+            held_since=self._held_since,
+            hold_reason=self._hold_reason,
+            waiting_for_restock=self._waiting_for_restock,
             timeline=list(self._timeline),
         )

@@ -17,6 +17,7 @@ from activities.orders import OrderActivities
 from domain.effects import LockStock, RecordPayment, ReleaseStock
 from domain.models import ConfirmPayment
 from domain.notifications import NotificationKind, Notify
+from services.audit import AuditService
 from services.email import SmtpMailer
 from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
@@ -50,7 +51,9 @@ def test_a_retried_lock_activity_locks_once(engine: Engine) -> None:
 
 
 def test_a_payment_id_of_another_order_fails_without_retries(engine: Engine) -> None:
-    acts = OrderActivities(OrderStore(engine), PaymentService(engine), ShipmentService(engine))
+    acts = OrderActivities(
+        OrderStore(engine), PaymentService(engine), ShipmentService(engine), AuditService(engine)
+    )
     payment = ConfirmPayment(payment_id="psp_1", amount=Decimal("29.90"), currency="USD", method="card")
     env = ActivityEnvironment()
     assert env.run(acts.record_payment, RecordPayment(order_id="ord_a", payment=payment)) is True

@@ -423,3 +423,59 @@ def test_counting_less_than_is_locked_is_refused_and_changes_nothing(
 
     stock = level(inventory, "MUG-BLUE")
     assert (stock.on_hand, stock.locked, stock.available) == (10, 7, 3)
+
+
+# -------------------------------------------------------------- moving a lock (reassign-warehouse)
+def test_relock_moves_every_line_to_the_new_warehouse_and_frees_the_old(
+    engine: Engine, inventory: InventoryService
+) -> None:
+    for warehouse in ("WH-1", "WH-2"):
+        inventory.set_on_hand(warehouse, "MUG-BLUE", 5)
+        inventory.set_on_hand(warehouse, "TEE-L", 5)
+    lines = [line("MUG-BLUE", 2), line("TEE-L", 3)]
+    assert inventory.lock_order("ord_1", lines).warehouse == "WH-1"
+
+    moved = inventory.relock_order("ord_1", lines, "WH-2", generation=1)
+    again = inventory.relock_order("ord_1", lines, "WH-2", generation=1)
+
+    assert moved == again == StockLock(locked=True, warehouse="WH-2")
+    assert (level(inventory, "MUG-BLUE", "WH-1").locked, level(inventory, "TEE-L", "WH-1").locked) == (0, 0)
+    assert (level(inventory, "MUG-BLUE", "WH-2").locked, level(inventory, "TEE-L", "WH-2").locked) == (2, 3)
+    assert inventory.ship_order("ord_1", "WH-1") == 0
+    assert inventory.ship_order("ord_1", "WH-2") == 5
+
+
+def test_relock_to_a_warehouse_that_cannot_fill_every_line_changes_nothing(
+    engine: Engine, inventory: InventoryService
+) -> None:
+    inventory.set_on_hand("WH-1", "MUG-BLUE", 5)
+    inventory.set_on_hand("WH-1", "TEE-L", 5)
+    inventory.set_on_hand("WH-2", "MUG-BLUE", 5)
+    inventory.set_on_hand("WH-2", "TEE-L", 1)
+    lines = [line("MUG-BLUE", 2), line("TEE-L", 3)]
+    inventory.lock_order("ord_1", lines)
+
+    refused = inventory.relock_order("ord_1", lines, "WH-2", generation=1)
+
+    assert not refused.locked
+    assert [(s.sku, s.requested, s.available) for s in refused.shortages] == [("TEE-L", 3, 1)]
+    assert level(inventory, "MUG-BLUE", "WH-1").locked == 2
+    assert level(inventory, "MUG-BLUE", "WH-2").locked == 0
+    assert len(moves(engine, "ord_1")) == 2  # the two original locks, nothing else
+
+
+def test_a_lock_moved_back_to_its_first_warehouse_is_a_new_generation(
+    engine: Engine, inventory: InventoryService
+) -> None:
+    inventory.set_on_hand("WH-1", "MUG-BLUE", 3)
+    inventory.set_on_hand("WH-2", "MUG-BLUE", 3)
+    lines = [line("MUG-BLUE", 2)]
+    inventory.lock_order("ord_1", lines, warehouse="WH-1")
+    inventory.relock_order("ord_1", lines, "WH-2", generation=1)
+    back = inventory.relock_order("ord_1", lines, "WH-1", generation=2)
+    assert back.warehouse == "WH-1"
+    assert (level(inventory, "MUG-BLUE", "WH-1").locked, level(inventory, "MUG-BLUE", "WH-2").locked) == (
+        2,
+        0,
+    )
+    assert inventory.release_order("ord_1") == 2

@@ -26,6 +26,7 @@ from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from services.payments import PaymentService
+from services.shipments import ShipmentService
 from services.tables import Payment, StockMove
 from tests.conftest import make_settings, running_worker
 from tests.factories import eventually, order, payment_for, start_order, terminate_started
@@ -210,7 +211,13 @@ async def test_cancel_before_shipment_releases_stock_and_records_refund(
     await handle.execute_update(OrderWorkflow.pay, payment_for(placed))
     view = await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="buyer changed mind"))
     assert view.status == OrderStatus.CANCELLED
-    assert [e.kind for e in view.timeline][-3:] == ["stock_released", "refund_recorded", "cancelled"]
+    assert [e.kind for e in view.timeline][-4:] == [
+        "stock_released",
+        "shipment_request_withdrawn",
+        "refund_recorded",
+        "cancelled",
+    ]
+    assert [r.status for r in ShipmentService(engine).for_order(view.order_id)] == ["cancelled"]
     level = InventoryService(engine).get("WH-SZ", "CASE-IP15")
     assert level is not None
     assert (level.on_hand, level.locked, level.available) == (10, 0, 10)

@@ -1,0 +1,114 @@
+"""Operator interventions: the actions, their parameters, and why an order refuses one right now."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from domain.models import Address, Model, OrderView
+from domain.policy import MAX_PAYMENT_HOLD
+from domain.transitions import Command, refusal
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+
+
+class Action(StrEnum):
+    HOLD = "hold"
+    RELEASE = "release"
+    CANCEL = "cancel"
+    EXTEND_PAYMENT = "extend-payment"
+    CHANGE_ADDRESS = "change-address"
+    REASSIGN_WAREHOUSE = "reassign-warehouse"
+    RESOLVE_EXCEPTION = "resolve-exception"
+    RETRY = "retry"
+    MARK_SHIPPED = "mark-shipped"
+    NOTE = "note"
+
+
+# Which state-machine command each action drives; NOTE and HOLD/RELEASE change no status.
+ACTION_COMMANDS: dict[Action, Command] = {
+    Action.HOLD: Command.HOLD,
+    Action.RELEASE: Command.RELEASE,
+    Action.CANCEL: Command.CANCEL,
+    Action.EXTEND_PAYMENT: Command.EXTEND_PAYMENT,
+    Action.CHANGE_ADDRESS: Command.CHANGE_ADDRESS,
+    Action.REASSIGN_WAREHOUSE: Command.REASSIGN_WAREHOUSE,
+    Action.RESOLVE_EXCEPTION: Command.RESOLVE_EXCEPTION,
+    Action.RETRY: Command.RETRY,
+    Action.MARK_SHIPPED: Command.MARK_SHIPPED,
+    Action.NOTE: Command.NOTE,
+}
+
+
+class ActionParams(Model):
+    """Parameters an action may need; each action checks that its own are present."""
+
+    until: AwareDatetime | None = None  # extend-payment: the new payment deadline
+    address: Address | None = None  # change-address
+    warehouse: Code | None = None  # reassign-warehouse
+    resolution: Literal["wait-for-restock", "cancel-and-refund"] | None = None  # resolve-exception
+    carrier: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
+    tracking_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,40}$")] | None = None
+    text: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None  # note
+
+
+class ActionRequest(Model):
+    """What an operator sends (HTTP body or CLI flags)."""
+
+    reason: Reason
+    params: ActionParams = Field(default_factory=ActionParams)
+
+
+class OperatorAction(Model):
+    """An action with who asked for it: the workflow update's payload."""
+
+    action: Action
+    actor: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    reason: Reason
+    params: ActionParams = Field(default_factory=ActionParams)
+
+
+_REQUIRED: dict[Action, tuple[str, ...]] = {
+    Action.EXTEND_PAYMENT: ("until",),
+    Action.CHANGE_ADDRESS: ("address",),
+    Action.REASSIGN_WAREHOUSE: ("warehouse",),
+    Action.RESOLVE_EXCEPTION: ("resolution",),
+    Action.MARK_SHIPPED: ("carrier", "tracking_number"),
+    Action.NOTE: ("text",),
+}
+
+
+def missing_params(action: Action, params: ActionParams) -> list[str]:
+    return [f"params.{name}" for name in _REQUIRED.get(action, ()) if getattr(params, name) is None]
+
+
+def action_refusal(order: OrderView, request: OperatorAction, now: datetime) -> str | None:
+    """None when the order accepts the action now, else a reason an operator understands."""
+    reason = refusal(order.status, ACTION_COMMANDS[request.action])
+    if reason is not None:
+        return reason
+    action, params = request.action, request.params
+    if action == Action.HOLD and order.on_hold:
+        return "the order is already on hold"
+    if action == Action.RELEASE and not order.on_hold:
+        return "the order is not on hold"
+    if action == Action.EXTEND_PAYMENT and params.until is not None:
+        limit = order.created_at + MAX_PAYMENT_HOLD
+        if params.until > limit:
+            return f"payment can be extended to {limit.isoformat()} at the latest (7 days after placement)"
+        if order.payment_due_at and params.until <= order.payment_due_at:
+            return f"the payment deadline is already {order.payment_due_at.isoformat()}; pick a later time"
+        if params.until <= now:
+            return "the new payment deadline is in the past"
+    if action == Action.REASSIGN_WAREHOUSE and params.warehouse == order.warehouse:
+        return f"stock is already locked in {order.warehouse}"
+    if action == Action.RESOLVE_EXCEPTION and params.resolution == "wait-for-restock":
+        if order.exception_reason != "out_of_stock":
+            return f"wait-for-restock resolves out_of_stock, not {order.exception_reason}"
+        if order.waiting_for_restock:
+            return "the order is already waiting for restock"
+    return None
