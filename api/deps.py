@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
+from api.errors import Forbidden, Unauthorized
 from api.gateway import OrderGateway
+from core.config import Settings
+from domain.access import Caller, Permission
+from services.audit import AuditService
+from services.auth import ApiKeyService
 from services.inventory import InventoryService
 from services.orders import OrderStore
 
-
-def _gateway(request: Request) -> OrderGateway:
-    gateway: OrderGateway = request.app.state.gateway
-    return gateway
+_bearer = HTTPBearer(auto_error=False, description="an orderflow API key: `Authorization: Bearer of_...`")
 
 
-def _store(request: Request) -> OrderStore:
-    store: OrderStore = request.app.state.store
-    return store
+def _from_state(name: str) -> Any:
+    """A dependency that hands a route what the lifespan put on app.state under `name`."""
+
+    def get(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return Depends(get)
 
 
-def _inventory(request: Request) -> InventoryService:
-    inventory: InventoryService = request.app.state.inventory
-    return inventory
+async def _caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Caller:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized()
+    keys: ApiKeyService = request.app.state.keys
+    caller = await run_in_threadpool(keys.verify, credentials.credentials)
+    if caller is None:
+        raise Unauthorized()
+    return caller
 
 
-Gateway = Annotated[OrderGateway, Depends(_gateway)]
-Store = Annotated[OrderStore, Depends(_store)]
-Inventory = Annotated[InventoryService, Depends(_inventory)]
+def _require(permission: Permission) -> object:
+    async def check(caller: Annotated[Caller, Depends(_caller)]) -> Caller:
+        if not caller.may(permission):
+            raise Forbidden(caller.role, permission)
+        return caller
+
+    return Depends(check)
+
+
+Gateway = Annotated[OrderGateway, _from_state("gateway")]
+Store = Annotated[OrderStore, _from_state("store")]
+Inventory = Annotated[InventoryService, _from_state("inventory")]
+Audit = Annotated[AuditService, _from_state("audit")]
+AppSettings = Annotated[Settings, _from_state("settings")]
+Reader = Annotated[Caller, _require(Permission.READ)]
+Writer = Annotated[Caller, _require(Permission.WRITE)]
+Operator = Annotated[Caller, _require(Permission.OPERATE)]

@@ -25,6 +25,26 @@ class Conflict(Exception):
         self.reason = reason
 
 
+class UnprocessableField(Exception):
+    """Input that is well-formed but incomplete for what was asked: 422 naming the field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class Unauthorized(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    def __init__(self, role: str, permission: str) -> None:
+        super().__init__(f"{role} keys may not {permission}")
+        self.role = role
+        self.permission = permission
+
+
 def _field(loc: tuple[object, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path")]
     out = ""
@@ -44,6 +64,27 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             status_code=422,
             content=jsonable_encoder({"detail": summary, "errors": errors}),
+        )
+
+    @app.exception_handler(UnprocessableField)
+    async def _unprocessable(_: Request, exc: UnprocessableField) -> JSONResponse:
+        return JSONResponse(
+            status_code=422,
+            content={"detail": str(exc), "errors": [{"field": exc.field, "message": exc.message}]},
+        )
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
+        return JSONResponse(
+            status_code=401,
+            content={"detail": "missing or invalid API key; send Authorization: Bearer <key>"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse(
+            status_code=403, content={"detail": f"this API key's role ({exc.role}) may not {exc.permission}"}
         )
 
     @app.exception_handler(NotFound)

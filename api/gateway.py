@@ -14,6 +14,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.errors import Conflict, NotFound
 from core.config import Settings
 from domain.models import ConfirmPayment, OrderView, PlaceOrder, StartOrder
+from domain.operator import ACTION_COMMANDS, OperatorAction
 from domain.policy import OrderPolicy
 from domain.transitions import Command, refusal
 from services.orders import OrderStore
@@ -51,6 +52,7 @@ class OrderGateway:
             payment_hold=self._settings.payment_hold,
             ship_within=self._settings.ship_within,
             confirm_window=self._settings.confirm_window,
+            restock_check_every=self._settings.restock_check_every,
         )
         try:
             handle = await self._client.start_workflow(
@@ -94,6 +96,13 @@ class OrderGateway:
             if view.payment and view.payment.payment_id == payment.payment_id:
                 return view  # a duplicate of the payment that paid this (now closed) order
             raise
+
+    async def operate(self, order_id: str, request: OperatorAction) -> OrderView:
+        return await self.command(order_id, OrderWorkflow.operate, request, ACTION_COMMANDS[request.action])
+
+    def ui_url(self, order_id: str) -> str:
+        base = self._settings.temporal_ui_url.rstrip("/")
+        return f"{base}/namespaces/{self._settings.temporal_namespace}/workflows/{workflow_id(order_id)}"
 
     async def command(self, order_id: str, update: Any, arg: Any, command: Command) -> OrderView:
         """Send an update; a refusal or a closed order becomes Conflict with the reason."""

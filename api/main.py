@@ -9,10 +9,12 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.gateway import OrderGateway
-from api.routes import inventory, orders
+from api.routes import actions, inventory, orders
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.temporal import connect
+from services.audit import AuditService
+from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
 from services.orders import OrderStore
@@ -28,7 +30,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         create_schema(engine)
         client = await connect(settings)
         store = OrderStore(engine)
+        app.state.settings = settings
         app.state.store = store
+        app.state.audit = AuditService(engine)
+        bootstrap = settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None
+        app.state.keys = ApiKeyService(engine, bootstrap)
         app.state.inventory = InventoryService(engine)
         app.state.gateway = OrderGateway(client, store, settings)
         yield
@@ -41,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.include_router(actions.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)
 

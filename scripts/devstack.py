@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -90,6 +91,17 @@ class DevConfig:
             api_port=_port("ORDERS_DEV_API_PORT", 8000),
             database_url=os.environ.get("ORDERS_DATABASE_URL", default_db),
         )
+
+    @property
+    def demo_key(self) -> str:
+        """The dev stack's operator API key, made once per data dir and passed to the API as its
+        bootstrap key (ORDERS_BOOTSTRAP_API_KEY), so it survives restarts."""
+        path = self.data_dir / "demo-operator-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text("dev-" + secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     @property
     def temporal_address(self) -> str:
@@ -223,6 +235,7 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
         "ORDERS_TEMPORAL_ADDRESS": config.temporal_address,
         "ORDERS_TEMPORAL_UI_URL": config.ui_url,
         "ORDERS_DATABASE_URL": config.database_url,
+        "ORDERS_BOOTSTRAP_API_KEY": config.demo_key,
     }
     worker = stack.start("worker", [sys.executable, "worker.py"], env)
     api_args = ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(config.api_port)]
@@ -240,7 +253,8 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
             return False
         return any(p.identity.startswith(f"{worker.pid}@") for p in pollers)
 
-    async with httpx.AsyncClient(base_url=config.api_url, timeout=5.0) as http:
+    headers = {"authorization": f"Bearer {config.demo_key}"}
+    async with httpx.AsyncClient(base_url=config.api_url, timeout=5.0, headers=headers) as http:
 
         async def api_healthy() -> bool:
             try:
@@ -276,8 +290,11 @@ def banner(config: DevConfig) -> str:
             f"  API (docs)       {config.api_url}/docs",
             f"  Temporal Web UI  {config.ui_url}",
             f"  Data             {config.data_dir / 'temporal.db'} and {config.database_url}",
+            f"  Operator API key {config.demo_key}",
             "Place a demo order (the same channel_order_id again returns the same order):",
-            f"  curl -s -X POST {config.api_url}/orders -H 'content-type: application/json' -d '{order}'",
+            f"  curl -s -X POST {config.api_url}/orders -H 'authorization: Bearer {config.demo_key}' \\",
+            f"    -H 'content-type: application/json' -d '{order}'",
+            "Operators: orderflow --help (ORDERFLOW_API_KEY=<key>); stuck orders: orderflow stuck",
             "Ctrl-C stops everything.",
             "",
         ]

@@ -106,11 +106,16 @@ def test_one_command_runs_the_stack_and_keeps_orders_across_restarts(tmp_path: P
     recounted_warehouse, recounted_sku, _ = DEMO_STOCK[-1]
     log = tmp_path / "devstack.log"
 
+    key_file = tmp_path / "data" / "demo-operator-key"
     with httpx.Client(base_url=api, timeout=10.0) as http:
         with _devstack(env, log) as proc:
-            _wait_for("GET /healthz answers", lambda: _ok(http, "/healthz"), proc, log)
-            _wait_for("demo stock is loaded", lambda: _ok(http, f"/inventory/{warehouse}/{sku}"), proc, log)
             _wait_for("the banner", lambda: "Ctrl-C stops everything" in log.read_text(), proc, log)
+            key = key_file.read_text().strip()
+            assert f"Operator API key {key}" in log.read_text(), "the banner shows the demo key"
+            assert http.get("/orders").status_code == 401, "the API needs a key"
+            http.headers["authorization"] = f"Bearer {key}"
+            assert _ok(http, "/healthz")
+            assert _ok(http, f"/inventory/{warehouse}/{sku}"), "demo stock is loaded"
             assert _ok(http, f"/inventory/{recounted_warehouse}/{recounted_sku}")
 
             placed = http.post("/orders", json=DEMO_ORDER, timeout=30.0)

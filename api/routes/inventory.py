@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Inventory
+from api.deps import Inventory, Reader, Writer
 from api.errors import NotFound
 from domain.effects import StockLevel
 
@@ -25,14 +25,14 @@ class SetStock(BaseModel):
 
 @router.put("/{warehouse}/{sku}", response_model=StockLevel)
 async def set_stock(
-    warehouse: WarehouseCode, sku: SkuCode, body: SetStock, inventory: Inventory
+    warehouse: WarehouseCode, sku: SkuCode, body: SetStock, _: Writer, inventory: Inventory
 ) -> StockLevel:
     """Set the counted quantity on hand; refused (409) below what open orders hold."""
     return await run_in_threadpool(inventory.set_on_hand, warehouse, sku, body.on_hand)
 
 
 @router.get("/{warehouse}/{sku}", response_model=StockLevel)
-async def get_stock(warehouse: WarehouseCode, sku: SkuCode, inventory: Inventory) -> StockLevel:
+async def get_stock(warehouse: WarehouseCode, sku: SkuCode, _: Reader, inventory: Inventory) -> StockLevel:
     """On hand, locked, reserved and available units."""
     level = await run_in_threadpool(inventory.get, warehouse, sku)
     if level is None:

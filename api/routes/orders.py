@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Gateway, Store
+from api.deps import Gateway, Reader, Store, Writer
 from domain.models import (
     CancelOrder,
     Channel,
@@ -48,7 +48,7 @@ class OrderPage(BaseModel):
 
 
 @router.post("", response_model=OrderView, status_code=status.HTTP_201_CREATED)
-async def place_order(order: PlaceOrder, gateway: Gateway, response: Response) -> OrderView:
+async def place_order(order: PlaceOrder, _: Writer, gateway: Gateway, response: Response) -> OrderView:
     """Place an order; the same (channel, channel_order_id) again returns the existing order (200)."""
     view, created = await gateway.place(order)
     if not created:
@@ -58,6 +58,7 @@ async def place_order(order: PlaceOrder, gateway: Gateway, response: Response) -
 
 @router.get("", response_model=OrderPage)
 async def list_orders(
+    _: Reader,
     store: Store,
     status: OrderStatus | None = None,
     channel: Channel | None = None,
@@ -88,32 +89,34 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderView)
-async def get_order(order_id: str, gateway: Gateway) -> OrderView:
+async def get_order(order_id: str, _: Reader, gateway: Gateway) -> OrderView:
     """One order with its timeline; a live order is read from its workflow."""
     return await gateway.get(order_id)
 
 
 @router.post("/{order_id}/payment", response_model=OrderView)
-async def confirm_payment(order_id: str, payment: ConfirmPayment, gateway: Gateway) -> OrderView:
+async def confirm_payment(order_id: str, payment: ConfirmPayment, _: Writer, gateway: Gateway) -> OrderView:
     """Record the buyer's payment; idempotent on payment_id. Then stock is locked."""
     return await gateway.pay(order_id, payment)
 
 
 @router.post("/{order_id}/shipment", response_model=OrderView)
-async def confirm_shipment(order_id: str, shipment: ConfirmShipment, gateway: Gateway) -> OrderView:
+async def confirm_shipment(
+    order_id: str, shipment: ConfirmShipment, _: Writer, gateway: Gateway
+) -> OrderView:
     """The warehouse handed the parcel to a carrier."""
     return await gateway.command(order_id, OrderWorkflow.ship, shipment, Command.SHIP)
 
 
 @router.post("/{order_id}/tracking", response_model=OrderView)
-async def tracking_event(order_id: str, update: TrackingUpdate, gateway: Gateway) -> OrderView:
+async def tracking_event(order_id: str, update: TrackingUpdate, _: Writer, gateway: Gateway) -> OrderView:
     """A carrier event: in_transit or delivered."""
     command = Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT
     return await gateway.command(order_id, OrderWorkflow.track, update, command)
 
 
 @router.post("/{order_id}/confirm-receipt", response_model=OrderView)
-async def confirm_receipt(order_id: str, gateway: Gateway) -> OrderView:
+async def confirm_receipt(order_id: str, _: Writer, gateway: Gateway) -> OrderView:
     """The buyer confirms the parcel arrived: the order completes."""
     return await gateway.command(
         order_id, OrderWorkflow.confirm_receipt, ConfirmReceipt(), Command.CONFIRM_RECEIPT
@@ -121,6 +124,6 @@ async def confirm_receipt(order_id: str, gateway: Gateway) -> OrderView:
 
 
 @router.post("/{order_id}/cancel", response_model=OrderView)
-async def cancel_order(order_id: str, request: CancelOrder, gateway: Gateway) -> OrderView:
+async def cancel_order(order_id: str, request: CancelOrder, _: Writer, gateway: Gateway) -> OrderView:
     """Cancel before shipment: locked stock is released and a paid order is refunded."""
     return await gateway.command(order_id, OrderWorkflow.cancel, request, Command.CANCEL)

@@ -2,62 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
-from temporalio.testing import WorkflowEnvironment
 
-from api.main import create_app
-from core.config import Settings
-from tests.conftest import make_settings, running_worker
-
-
-@pytest.fixture
-async def api(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> AsyncIterator[httpx.AsyncClient]:
-    settings = make_settings(
-        temporal_address=dev_env.client.service_client.config.target_host,
-        database_url=db_url,
-    )
-    app = create_app(settings)
-    async with app.router.lifespan_context(app), running_worker(dev_env.client, settings, engine):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            await _stock(client, settings)
-            yield client
-
-
-async def _stock(client: httpx.AsyncClient, _: Settings) -> None:
-    for sku, on_hand in (("CASE-IP15", 10), ("USB-C-1M", 10)):
-        response = await client.put(f"/inventory/WH-SZ/{sku}", json={"on_hand": on_hand})
-        assert response.status_code == 200, response.text
-
-
-def body(channel_order_id: str, **overrides: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "channel": "shopee",
-        "channel_order_id": channel_order_id,
-        "customer": {"name": "Lim Wei", "email": "wei@example.sg", "language": "zh-CN"},
-        "shipping_address": {
-            "country": "SG",
-            "city": "Singapore",
-            "postal_code": "018956",
-            "line1": "10 Bayfront Ave",
-        },
-        "lines": [
-            {"sku": "CASE-IP15", "quantity": 2, "unit_price": "12.50"},
-            {"sku": "USB-C-1M", "quantity": 1, "unit_price": "4.90"},
-        ],
-        "currency": "USD",
-    }
-    payload.update(overrides)
-    return payload
-
-
-PAYMENT = {"payment_id": "psp_123", "amount": "29.90", "currency": "USD", "method": "card"}
-SHIPMENT = {"carrier": "SF Express", "tracking_number": "SF1234567890", "warehouse": "WH-SZ"}
+from tests.api.payloads import PAYMENT, SHIPMENT, body
 
 
 async def test_an_order_goes_from_placed_to_completed_over_http(api: httpx.AsyncClient) -> None:
