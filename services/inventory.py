@@ -1,26 +1,39 @@
-"""Stock per (warehouse, SKU): set levels, lock an order's lines atomically, move, release, ship.
+"""Stock per (warehouse, SKU): counts, soft reservations, allocation-based locks, release, ship.
 
 Every move is a conditional UPDATE guarded in SQL (never read-then-write) plus a ledger row whose
-unique key (order_id, line_no, kind, generation) makes a retried move a no-op. The CHECK constraint
-on_hand >= locked + reserved is the last line of defence against overselling.
+unique key (order_id, line_no, warehouse, kind, generation) makes a retried move a no-op. Which
+warehouses an order's generation uses is decided once: the StockAllocation claim is inserted first in
+the allocating transaction, so a racing retry conflicts there and reads the winner's plan. The CHECK
+constraint on_hand >= locked + reserved is the last line of defence against overselling.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from sqlalchemy import Engine, func, update
+from sqlalchemy import Engine, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from domain.effects import StockLevel, StockLock, StockShortage
+from domain.allocation import AllocationPlan, AllocationRule, allocate
+from domain.effects import Reservation, StockLevel, StockLock
 from domain.models import OrderLine
 from services.db import transaction
-from services.tables import Stock, StockMove, utcnow
+from services.tables import LowStockEvent, Stock, StockAllocation, StockMove, utcnow
+from services.warehouses import WarehouseService
+
+# How often an allocation is recomputed when a concurrent order took the stock its plan counted on.
+_ALLOCATION_ATTEMPTS = 5
+_CLOSES = {"lock": ("release", "ship"), "reserve": ("unreserve", "lock_from_reserve")}
 
 
 class StockConflict(Exception):
     """A stock change that would break on_hand >= locked + reserved."""
+
+
+class _Lost(Exception):
+    """A guarded update found less stock than the plan read: recompute the plan."""
 
 
 def _level(row: Stock) -> StockLevel:
@@ -31,37 +44,88 @@ def _level(row: Stock) -> StockLevel:
         locked=row.locked,
         reserved=row.reserved,
         available=row.on_hand - row.locked - row.reserved,
+        safety_stock=row.safety_stock,
     )
 
 
-def _outstanding(moves: Sequence[StockMove]) -> list[StockMove]:
-    """Lock rows not yet released or shipped, in a fixed (warehouse, sku) order to avoid deadlocks."""
-    closed = {(m.line_no, m.generation) for m in moves if m.kind in ("release", "ship")}
-    locks = [m for m in moves if m.kind == "lock" and (m.line_no, m.generation) not in closed]
-    return sorted(locks, key=lambda m: (m.warehouse, m.sku))
+def _outstanding(moves: Sequence[StockMove], kind: str) -> list[StockMove]:
+    """`kind` rows (lock or reserve) not yet closed, in (warehouse, sku) order to avoid deadlocks."""
+    closed = {(m.line_no, m.warehouse, m.generation) for m in moves if m.kind in _CLOSES[kind]}
+    rows = [m for m in moves if m.kind == kind and (m.line_no, m.warehouse, m.generation) not in closed]
+    return sorted(rows, key=lambda m: (m.warehouse, m.sku, m.line_no))
+
+
+def _lock_rows(session: Session, skus: set[str]) -> None:
+    """SELECT ... FOR UPDATE the stock rows of these SKUs in (warehouse, sku) order (PostgreSQL;
+    SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    if skus:
+        query = select(Stock.warehouse).where(col(Stock.sku).in_(sorted(skus)))
+        session.exec(query.order_by(col(Stock.warehouse), col(Stock.sku)).with_for_update()).all()
+
+
+def _shipped_today(session: Session, now: datetime) -> dict[str, int]:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    query = (
+        select(StockMove.warehouse, func.count(func.distinct(StockMove.order_id)))
+        .where(StockMove.kind == "lock", col(StockMove.created_at) >= midnight)
+        .group_by(col(StockMove.warehouse))
+    )
+    return {warehouse: int(count) for warehouse, count in session.exec(query).all()}
+
+
+def _move(lock: StockMove, kind: str) -> StockMove:
+    return StockMove(
+        order_id=lock.order_id,
+        line_no=lock.line_no,
+        generation=lock.generation,
+        warehouse=lock.warehouse,
+        sku=lock.sku,
+        kind=kind,
+        quantity=lock.quantity,
+    )
 
 
 class InventoryService:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        warehouses: WarehouseService | None = None,
+        rules: tuple[AllocationRule, ...] | None = None,
+    ) -> None:
         self._engine = engine
+        self._warehouses = warehouses or WarehouseService(engine)
+        self._rules = rules
 
+    # ------------------------------------------------------------------ counts
     def get(self, warehouse: str, sku: str) -> StockLevel | None:
         with Session(self._engine) as session:
             row = session.get(Stock, (warehouse, sku))
             return _level(row) if row else None
 
-    def set_on_hand(self, warehouse: str, sku: str, on_hand: int) -> StockLevel:
+    def levels(self, sku: str | None = None) -> list[StockLevel]:
+        query = select(Stock).order_by(col(Stock.warehouse), col(Stock.sku))
+        if sku:
+            query = query.where(Stock.sku == sku)
+        with Session(self._engine) as session:
+            return [_level(row) for row in session.exec(query).all()]
+
+    def set_on_hand(
+        self, warehouse: str, sku: str, on_hand: int, safety_stock: int | None = None
+    ) -> StockLevel:
         """Set the counted quantity; refused when it would leave less than is locked or reserved."""
+        values: dict[str, object] = {"on_hand": on_hand, "updated_at": utcnow()}
+        if safety_stock is not None:
+            values["safety_stock"] = safety_stock
         with transaction(self._engine) as session:
             result = session.execute(
                 update(Stock)
                 .where(col(Stock.warehouse) == warehouse, col(Stock.sku) == sku)
                 .where(col(Stock.locked) + col(Stock.reserved) <= on_hand)
-                .values(on_hand=on_hand, updated_at=utcnow())
+                .values(**values)
             )
             row = session.get(Stock, (warehouse, sku), populate_existing=True)
             if row is None:
-                row = Stock(warehouse=warehouse, sku=sku, on_hand=on_hand)
+                row = Stock(warehouse=warehouse, sku=sku, on_hand=on_hand, safety_stock=safety_stock or 0)
                 session.add(row)
             elif result.rowcount == 0:  # type: ignore[attr-defined]
                 raise StockConflict(
@@ -69,169 +133,251 @@ class InventoryService:
                     f"{row.reserved} reserved in {warehouse} for {sku}"
                 )
             session.flush()
+            self._watch_safety_stock(session, [(warehouse, sku)])
             return _level(row)
+
+    def sellable(self, sku: str | None = None) -> dict[str, int]:
+        """Units a channel may list per SKU: available above safety stock, summed over warehouses."""
+        above_safety = col(Stock.on_hand) - col(Stock.locked) - col(Stock.reserved) - col(Stock.safety_stock)
+        spare = case((above_safety > 0, above_safety), else_=0)
+        query = select(Stock.sku, func.sum(spare)).group_by(col(Stock.sku)).order_by(col(Stock.sku))
+        if sku:
+            query = query.where(Stock.sku == sku)
+        with Session(self._engine) as session:
+            return {name: int(units or 0) for name, units in session.exec(query).all()}
+
+    def low_stock(self, open_only: bool = True) -> list[LowStockEvent]:
+        query = select(LowStockEvent).order_by(col(LowStockEvent.at))
+        if open_only:
+            query = query.where(col(LowStockEvent.resolved_at).is_(None))
+        with Session(self._engine) as session:
+            return list(session.exec(query).all())
+
+    # ------------------------------------------------------------------ reservations and locks
+    def reserve_order(
+        self, order_id: str, lines: list[OrderLine], destination: str, *, reserve: bool = True
+    ) -> Reservation:
+        """Reserve an unpaid order's stock where it would ship from (nothing when it cannot all be),
+        and say how much pressure its items are under afterwards."""
+        plan = self._allocate_once(order_id, 0, "reserve", lines, destination, None) if reserve else None
+        scarce, tight = self._pressure(lines)
+        return Reservation(
+            reserved=bool(plan and plan.complete),
+            parts=plan.parts if plan else [],
+            scarce=scarce,
+            tight=tight,
+        )
 
     def lock_order(
         self,
         order_id: str,
         lines: list[OrderLine],
+        destination: str,
         *,
         generation: int = 0,
         warehouse: str | None = None,
     ) -> StockLock:
-        """Lock every line in one warehouse (the given one, else the first by code that has them all).
+        """Lock every line, in one warehouse if one can ship it all, else in the fewest parts.
 
-        All or nothing. A retry, even one racing the first attempt, returns the first attempt's lock.
+        The order's reservation is turned into the lock in the same transaction. All or nothing: when
+        stock is short nothing changes (the reservation stays) and the plan's shortages come back.
         """
-        earlier = self._earlier_lock(order_id, generation)
-        if earlier:
-            return earlier
-        candidates = [warehouse] if warehouse else self._warehouses_with_all(lines)
-        for candidate in candidates:
-            try:
-                if self._try_lock(order_id, candidate, lines, generation):
-                    return StockLock(locked=True, warehouse=candidate)
-            except IntegrityError:
-                break  # a concurrent attempt for this order wrote the ledger first
-        # Not locked by us: a racing attempt may have locked it meanwhile; its result stands.
-        earlier = self._earlier_lock(order_id, generation)
-        if earlier:
-            return earlier
-        return StockLock(locked=False, shortages=self._shortages(lines, warehouse))
-
-    def relock_order(
-        self, order_id: str, lines: list[OrderLine], warehouse: str, generation: int
-    ) -> StockLock:
-        """Lock `generation` in `warehouse` and release every older lock, in one transaction."""
-        earlier = self._earlier_lock(order_id, generation)
-        if earlier:
-            return earlier
-        try:
-            with transaction(self._engine) as session:
-                if not self._lock_lines(session, order_id, warehouse, lines, generation):
-                    session.rollback()
-                    return StockLock(locked=False, shortages=self._shortages(lines, warehouse))
-                older = session.exec(
-                    select(StockMove).where(
-                        StockMove.order_id == order_id, col(StockMove.generation) < generation
-                    )
-                ).all()
-                self._close(session, _outstanding(older), "release")
-        except IntegrityError:
-            pass
-        earlier = self._earlier_lock(order_id, generation)
-        assert earlier is not None, "relock committed nothing and raised nothing"
-        return earlier
+        plan = self._allocate_once(order_id, generation, "lock", lines, destination, warehouse)
+        return StockLock(
+            locked=plan.complete,
+            parts=plan.parts,
+            shortages=plan.shortages,
+            suggestions=plan.suggestions,
+        )
 
     def release_order(self, order_id: str) -> int:
-        """Give back whatever the order still holds locked; returns the units released."""
+        """Give back whatever the order still holds, locked or reserved; returns the units."""
         with transaction(self._engine) as session:
             moves = session.exec(select(StockMove).where(StockMove.order_id == order_id)).all()
-            return self._close(session, _outstanding(moves), "release")
+            _lock_rows(session, skus={m.sku for m in moves})
+            units = self._close(session, _outstanding(moves, "lock"), "release")
+            units += self._close(session, _outstanding(moves, "reserve"), "unreserve")
+            self._watch_safety_stock(session, [(m.warehouse, m.sku) for m in moves])
+            return units
 
     def ship_order(self, order_id: str, warehouse: str) -> int:
-        """The parcel left: locked units leave on_hand too. Returns the units shipped."""
+        """A parcel left `warehouse`: its locked units leave on_hand too. Returns the units shipped."""
         with transaction(self._engine) as session:
             moves = session.exec(select(StockMove).where(StockMove.order_id == order_id)).all()
-            held = [m for m in _outstanding(moves) if m.warehouse == warehouse]
-            return self._close(session, held, "ship")
+            held = [m for m in _outstanding(moves, "lock") if m.warehouse == warehouse]
+            _lock_rows(session, skus={m.sku for m in held})
+            units = self._close(session, held, "ship")
+            self._watch_safety_stock(session, [(m.warehouse, m.sku) for m in held])
+            return units
 
-    def _close(self, session: Session, locks: list[StockMove], kind: str) -> int:
-        """Release or ship lock rows: stock first, then the ledger row that makes it happen once."""
+    def shipped_today(self, now: datetime | None = None) -> dict[str, int]:
+        """Orders allocated per warehouse since midnight UTC: what daily capacity is measured on."""
+        with Session(self._engine) as session:
+            return _shipped_today(session, now or datetime.now(UTC))
+
+    # ------------------------------------------------------------------ internals
+    def _allocate_once(
+        self,
+        order_id: str,
+        generation: int,
+        kind: str,
+        lines: list[OrderLine],
+        destination: str,
+        warehouse: str | None,
+    ) -> AllocationPlan:
+        for _ in range(_ALLOCATION_ATTEMPTS):
+            earlier = self._claimed(order_id, generation, kind)
+            if earlier is not None:
+                return earlier
+            try:
+                return self._allocate(order_id, generation, kind, lines, destination, warehouse)
+            except IntegrityError:
+                continue  # a racing attempt claimed this allocation first: read its plan
+            except _Lost:
+                continue  # stock moved under us: plan again on fresh numbers
+        earlier = self._claimed(order_id, generation, kind)
+        if earlier is not None:
+            return earlier
+        raise RuntimeError(f"could not allocate {order_id} after {_ALLOCATION_ATTEMPTS} attempts")
+
+    def _allocate(
+        self,
+        order_id: str,
+        generation: int,
+        kind: str,
+        lines: list[OrderLine],
+        destination: str,
+        warehouse: str | None,
+    ) -> AllocationPlan:
+        with transaction(self._engine) as session:
+            session.add(StockAllocation(order_id=order_id, generation=generation, kind=kind, plan={}))
+            session.flush()  # the claim first: a concurrent attempt for this order stops here
+            moves = session.exec(select(StockMove).where(StockMove.order_id == order_id)).all()
+            # Every row this transaction may change, locked up front in one global order, so two
+            # allocations (or an allocation and a cancel) never wait for each other in a cycle.
+            _lock_rows(session, skus={line.sku for line in lines} | {m.sku for m in moves})
+            if kind == "lock":
+                # The reservation becomes the lock: free it inside this transaction, then allocate.
+                self._close(session, _outstanding(moves, "reserve"), "lock_from_reserve")
+                older = [m for m in _outstanding(moves, "lock") if m.generation < generation]
+                self._close(session, older, "release")
+            plan = self._plan(session, lines, destination, warehouse)
+            if not plan.complete:
+                session.rollback()
+                return plan
+            column = col(Stock.locked) if kind == "lock" else col(Stock.reserved)
+            touched: list[tuple[str, str]] = []
+            for part in sorted(plan.parts, key=lambda p: p.warehouse):
+                for item in sorted(part.lines, key=lambda i: i.sku):
+                    result = session.execute(
+                        update(Stock)
+                        .where(col(Stock.warehouse) == part.warehouse, col(Stock.sku) == item.sku)
+                        .where(col(Stock.on_hand) - col(Stock.locked) - col(Stock.reserved) >= item.quantity)
+                        .values({column: column + item.quantity, "updated_at": utcnow()})
+                    )
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        raise _Lost()
+                    session.add(
+                        StockMove(
+                            order_id=order_id,
+                            line_no=item.line_no,
+                            generation=generation,
+                            warehouse=part.warehouse,
+                            sku=item.sku,
+                            kind=kind,
+                            quantity=item.quantity,
+                        )
+                    )
+                    touched.append((part.warehouse, item.sku))
+            claim = session.get(StockAllocation, (order_id, generation, kind))
+            assert claim is not None
+            claim.plan = plan.model_dump(mode="json")
+            session.flush()
+            self._watch_safety_stock(session, touched)
+            return plan
+
+    def _plan(
+        self, session: Session, lines: list[OrderLine], destination: str, warehouse: str | None
+    ) -> AllocationPlan:
+        skus = {line.sku for line in lines}
+        rows = session.exec(select(Stock).where(col(Stock.sku).in_(skus))).all()
+        available = {(r.warehouse, r.sku): r.on_hand - r.locked - r.reserved for r in rows}
+        warehouses = self._warehouses.infos(known=[r.warehouse for r in rows], session=session)
+        if warehouse is not None:
+            warehouses = [w for w in warehouses if w.code == warehouse]
+        return allocate(
+            lines,
+            destination,
+            warehouses,
+            available,
+            _shipped_today(session, datetime.now(UTC)),
+            self._rules or self._warehouses.rules,
+        )
+
+    def _claimed(self, order_id: str, generation: int, kind: str) -> AllocationPlan | None:
+        with Session(self._engine) as session:
+            claim = session.get(StockAllocation, (order_id, generation, kind))
+            return AllocationPlan.model_validate(claim.plan) if claim and claim.plan else None
+
+    def _close(self, session: Session, rows: list[StockMove], kind: str) -> int:
+        """Release, unreserve, ship or convert rows: stock first, then the ledger row."""
         units = 0
-        for lock in locks:
-            values = {"locked": col(Stock.locked) - lock.quantity, "updated_at": utcnow()}
-            if kind == "ship":
-                values["on_hand"] = col(Stock.on_hand) - lock.quantity
+        for row in rows:
+            if kind in ("unreserve", "lock_from_reserve"):
+                values = {"reserved": col(Stock.reserved) - row.quantity}
+            else:
+                values = {"locked": col(Stock.locked) - row.quantity}
+                if kind == "ship":
+                    values["on_hand"] = col(Stock.on_hand) - row.quantity
             session.execute(
                 update(Stock)
-                .where(col(Stock.warehouse) == lock.warehouse, col(Stock.sku) == lock.sku)
-                .values(**values)
+                .where(col(Stock.warehouse) == row.warehouse, col(Stock.sku) == row.sku)
+                .values(**values, updated_at=utcnow())
             )
-            session.add(
-                StockMove(
-                    order_id=lock.order_id,
-                    line_no=lock.line_no,
-                    generation=lock.generation,
-                    warehouse=lock.warehouse,
-                    sku=lock.sku,
-                    kind=kind,
-                    quantity=lock.quantity,
-                )
-            )
-            units += lock.quantity
+            session.add(_move(row, kind))
+            units += row.quantity
         session.flush()
         return units
 
-    def _earlier_lock(self, order_id: str, generation: int) -> StockLock | None:
+    def _pressure(self, lines: list[OrderLine]) -> tuple[list[str], list[str]]:
+        """SKUs whose available stock over all warehouses is at or under their safety stock (scarce),
+        or under twice it (tight)."""
+        skus = sorted({line.sku for line in lines})
+        query = (
+            select(
+                Stock.sku,
+                func.sum(col(Stock.on_hand) - col(Stock.locked) - col(Stock.reserved)),
+                func.sum(col(Stock.safety_stock)),
+            )
+            .where(col(Stock.sku).in_(skus))
+            .group_by(col(Stock.sku))
+        )
         with Session(self._engine) as session:
-            move = session.exec(
-                select(StockMove).where(
-                    StockMove.order_id == order_id,
-                    StockMove.kind == "lock",
-                    StockMove.generation == generation,
+            totals = {sku: (int(a or 0), int(s or 0)) for sku, a, s in session.exec(query).all()}
+        scarce = [sku for sku in skus if totals.get(sku, (0, 0))[0] <= totals.get(sku, (0, 0))[1]]
+        tight = [sku for sku in skus if sku not in scarce and totals[sku][0] < 2 * totals[sku][1]]
+        return scarce, tight
+
+    def _watch_safety_stock(self, session: Session, keys: list[tuple[str, str]]) -> None:
+        """Open a low-stock event when a row falls under its safety stock; close it when it recovers."""
+        for warehouse, sku in sorted(set(keys)):
+            row = session.get(Stock, (warehouse, sku), populate_existing=True)
+            if row is None:
+                continue
+            available = row.on_hand - row.locked - row.reserved
+            open_event = session.exec(
+                select(LowStockEvent).where(
+                    LowStockEvent.warehouse == warehouse,
+                    LowStockEvent.sku == sku,
+                    col(LowStockEvent.resolved_at).is_(None),
                 )
             ).first()
-            return StockLock(locked=True, warehouse=move.warehouse) if move else None
-
-    def _warehouses_with_all(self, lines: list[OrderLine]) -> list[str]:
-        """Warehouses that look able to fill every line now; the locking UPDATE has the last word."""
-        need = {line.sku: line.quantity for line in lines}
-        with Session(self._engine) as session:
-            rows = session.exec(select(Stock).where(col(Stock.sku).in_(need))).all()
-        fillable: dict[str, int] = {}
-        for row in rows:
-            if row.on_hand - row.locked - row.reserved >= need[row.sku]:
-                fillable[row.warehouse] = fillable.get(row.warehouse, 0) + 1
-        return sorted(w for w, count in fillable.items() if count == len(need))
-
-    def _try_lock(self, order_id: str, warehouse: str, lines: list[OrderLine], generation: int) -> bool:
-        with transaction(self._engine) as session:
-            if self._lock_lines(session, order_id, warehouse, lines, generation):
-                return True
-            session.rollback()
-            return False
-
-    def _lock_lines(
-        self, session: Session, order_id: str, warehouse: str, lines: list[OrderLine], generation: int
-    ) -> bool:
-        """Guarded UPDATE per line in SKU order plus its ledger row; False at the first short line."""
-        for line_no, line in sorted(enumerate(lines), key=lambda item: item[1].sku):
-            result = session.execute(
-                update(Stock)
-                .where(col(Stock.warehouse) == warehouse, col(Stock.sku) == line.sku)
-                .where(col(Stock.on_hand) - col(Stock.locked) - col(Stock.reserved) >= line.quantity)
-                .values(locked=col(Stock.locked) + line.quantity, updated_at=utcnow())
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return False
-            session.add(
-                StockMove(
-                    order_id=order_id,
-                    line_no=line_no,
-                    generation=generation,
-                    warehouse=warehouse,
-                    sku=line.sku,
-                    kind="lock",
-                    quantity=line.quantity,
+            if available < row.safety_stock and open_event is None:
+                session.add(
+                    LowStockEvent(
+                        warehouse=warehouse, sku=sku, available=available, safety_stock=row.safety_stock
+                    )
                 )
-            )
+            elif available >= row.safety_stock and open_event is not None:
+                open_event.resolved_at = utcnow()
         session.flush()
-        return True
-
-    def _shortages(self, lines: list[OrderLine], warehouse: str | None = None) -> list[StockShortage]:
-        """Lines no single warehouse (or the given one) can fill.
-
-        Empty when each line exists somewhere but no one warehouse holds them all.
-        """
-        query = select(Stock.sku, func.max(col(Stock.on_hand) - col(Stock.locked) - col(Stock.reserved)))
-        query = query.where(col(Stock.sku).in_([line.sku for line in lines]))
-        if warehouse:
-            query = query.where(Stock.warehouse == warehouse)
-        with Session(self._engine) as session:
-            available = dict(session.exec(query.group_by(col(Stock.sku))).all())
-        return [
-            StockShortage(sku=line.sku, requested=line.quantity, available=available_now)
-            for line in lines
-            if (available_now := int(available.get(line.sku) or 0)) < line.quantity
-        ]

@@ -88,6 +88,7 @@ class OrderStore:
                 "warehouse": view.warehouse,
                 "exception_reason": view.exception_reason,
                 "on_hold": view.on_hold,
+                "priority": view.priority,
                 "status_since": view.status_since,
                 "held_since": view.held_since,
                 "payment_due_at": view.payment_due_at,
@@ -146,6 +147,18 @@ class OrderStore:
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1].created_at, page[-1].order_id) if len(rows) > limit else None
         return [OrderView.model_validate(row.view) for row in page], next_cursor
+
+    def waiting_for_stock(self, skus: builtins.list[str]) -> builtins.list[str]:
+        """Out-of-stock orders needing any of `skus`, highest priority first, then oldest first."""
+        wanted = set(skus)
+        query = (
+            select(OrderRow)
+            .where(OrderRow.status == OrderStatus.EXCEPTION, OrderRow.exception_reason == "out_of_stock")
+            .order_by(col(OrderRow.priority), col(OrderRow.created_at), col(OrderRow.order_id))
+        )
+        with Session(self._engine) as session:
+            rows = session.exec(query).all()
+        return [row.order_id for row in rows if wanted & {line["sku"] for line in row.view.get("lines", [])}]
 
     def stuck(self, now: datetime, older_than: timedelta = timedelta(0)) -> builtins.list[StuckOrder]:
         """Orders in exception, on hold, or past a deadline their current step should have met.

@@ -48,24 +48,62 @@ class Stock(SQLModel, table=True):
 
 
 class StockMove(SQLModel, table=True):
-    """The stock ledger: one row per (order, line, kind, generation), so a retried move is a no-op.
-
-    A generation is one placement of the order's lock: 0 for the first, +1 each time an operator moves
-    it to another warehouse. The key leaves the warehouse out on purpose: a retry that races the first
-    attempt can never lock the same line in a second warehouse.
+    """The stock ledger: one row per (order, line, warehouse, kind, generation), so a retried move is a
+    no-op. A line split across warehouses has a row per warehouse. A generation is one placement of the
+    order's stock: 0 for the first, +1 each time an operator moves it. Which warehouses a generation
+    uses is decided once, by the StockAllocation row claimed in the same transaction.
     """
 
     __tablename__ = "stock_moves"
-    __table_args__ = (UniqueConstraint("order_id", "line_no", "kind", "generation"),)
+    __table_args__ = (UniqueConstraint("order_id", "line_no", "warehouse", "kind", "generation"),)
     id: int | None = Field(default=None, primary_key=True)
     order_id: str = Field(index=True, max_length=40)
     line_no: int
     generation: int = 0
     warehouse: str = Field(max_length=32)
     sku: str = Field(max_length=64)
-    kind: str = Field(max_length=16)  # lock | release | ship
+    kind: str = Field(max_length=32)  # reserve | unreserve | lock_from_reserve | lock | release | ship
     quantity: int
     created_at: datetime = _ts(default_factory=utcnow)
+
+
+class StockAllocation(SQLModel, table=True):
+    """The claim on an order's stock for one generation and kind (reserve or lock), with its plan.
+
+    Inserted first in the allocating transaction: a concurrent retry of the same allocation conflicts
+    here and reads the winner's plan, so an order is never allocated twice, whatever the race.
+    """
+
+    __tablename__ = "stock_allocations"
+    order_id: str = Field(primary_key=True, max_length=40)
+    generation: int = Field(primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)  # reserve | lock
+    plan: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+class Warehouse(SQLModel, table=True):
+    __tablename__ = "warehouses"
+    code: str = Field(primary_key=True, max_length=32)
+    name: str = Field(max_length=100)
+    country: str = Field(max_length=2)
+    region: str = Field(max_length=16)
+    daily_capacity: int | None = None  # shipments per day; None: no limit
+    shipping: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # region -> {cost, days}
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class LowStockEvent(SQLModel, table=True):
+    """A SKU's available stock fell under its safety stock in a warehouse; closed when it recovers."""
+
+    __tablename__ = "low_stock_events"
+    id: int | None = Field(default=None, primary_key=True)
+    warehouse: str = Field(index=True, max_length=32)
+    sku: str = Field(index=True, max_length=64)
+    available: int
+    safety_stock: int
+    at: datetime = _ts(default_factory=utcnow)
+    resolved_at: datetime | None = _ts(default=None, nullable=True)
 
 
 class Payment(SQLModel, table=True):
@@ -133,6 +171,7 @@ class OrderRow(SQLModel, table=True):
     warehouse: str | None = Field(default=None, max_length=32)
     exception_reason: str | None = Field(default=None, max_length=40)
     on_hold: bool = Field(default=False, index=True)
+    priority: int = 3  # 1 served first .. 5 last
     created_at: datetime = _ts(index=True)
     updated_at: datetime = _ts()
     status_since: datetime | None = _ts(default=None, nullable=True)

@@ -7,6 +7,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TypeVar
 
@@ -15,22 +16,36 @@ from sqlalchemy import Engine, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from domain.effects import StockLevel, StockLock, StockShortage
-from domain.models import OrderLine
+from domain.allocation import AllocationPlan, StockShortage
+from domain.effects import StockLevel
+from domain.models import OrderLine, Part, PartLine
 from services.db import transaction
 from services.inventory import InventoryService, StockConflict
-from services.tables import Stock, StockMove
+from services.tables import Stock, StockAllocation, StockMove
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 WH = "WH-1"
+DEST = "DE"  # unregistered warehouses ship anywhere, so the destination only has to be a real country
 THREADS = 25
+
+# How each ledger kind moves the two counters of a stock row.
+LOCKED_BY_KIND = {"lock": 1, "release": -1, "ship": -1}
+RESERVED_BY_KIND = {"reserve": 1, "unreserve": -1, "lock_from_reserve": -1}
 
 
 # -------------------------------------------------------------- helpers
 def line(sku: str, quantity: int = 1) -> OrderLine:
     return OrderLine(sku=sku, quantity=quantity, unit_price=Decimal("9.90"))
+
+
+def part(warehouse: str, *lines: tuple[int, str, int]) -> Part:
+    """A part from (line_no, sku, quantity) triples."""
+    return Part(
+        warehouse=warehouse,
+        lines=[PartLine(line_no=no, sku=sku, quantity=quantity) for no, sku, quantity in lines],
+    )
 
 
 def run_together(fn: Callable[[T], R], items: Sequence[T], *, threads: int = THREADS) -> list[R | Exception]:
@@ -76,22 +91,30 @@ def moves(engine: Engine, order_id: str | None = None, kind: str | None = None) 
 
 
 def assert_stock_consistent(engine: Engine) -> None:
-    """Every row adds up, nothing is negative, and locked equals what the ledger says is still held."""
+    """Every row adds up, nothing is negative, and both locked and reserved equal what the ledger says
+    is still held: locked = lock - release - ship, reserved = reserve - unreserve - lock_from_reserve."""
     inventory = InventoryService(engine)
     with Session(engine) as session:
         rows = session.exec(select(Stock)).all()
         ledger = session.exec(select(StockMove)).all()
-    held: dict[tuple[str, str], int] = defaultdict(int)
+    locked: dict[tuple[str, str], int] = defaultdict(int)
+    reserved: dict[tuple[str, str], int] = defaultdict(int)
     for move in ledger:
-        held[(move.warehouse, move.sku)] += move.quantity if move.kind == "lock" else -move.quantity
+        assert move.kind in LOCKED_BY_KIND or move.kind in RESERVED_BY_KIND, f"unknown move {move}"
+        key = (move.warehouse, move.sku)
+        locked[key] += LOCKED_BY_KIND.get(move.kind, 0) * move.quantity
+        reserved[key] += RESERVED_BY_KIND.get(move.kind, 0) * move.quantity
     for row in rows:
         stock = level(inventory, row.sku, row.warehouse)
         assert stock.on_hand == stock.available + stock.locked + stock.reserved, stock
         assert stock.available >= 0, stock
         assert stock.locked >= 0, stock
         assert stock.reserved >= 0, stock
-        assert stock.locked == held.pop((row.warehouse, row.sku), 0), f"ledger disagrees with {stock}"
-    assert not {k: v for k, v in held.items() if v}, f"ledger holds stock with no stock row: {held}"
+        key = (row.warehouse, row.sku)
+        assert stock.locked == locked.pop(key, 0), f"ledger disagrees on locked with {stock}"
+        assert stock.reserved == reserved.pop(key, 0), f"ledger disagrees on reserved with {stock}"
+    assert not {k: v for k, v in locked.items() if v}, f"ledger locks stock with no stock row: {locked}"
+    assert not {k: v for k, v in reserved.items() if v}, f"ledger reserves stock with no row: {reserved}"
 
 
 @pytest.fixture(autouse=True)
@@ -105,24 +128,63 @@ def inventory(engine: Engine) -> InventoryService:
     return InventoryService(engine)
 
 
-def checks_together(monkeypatch: pytest.MonkeyPatch, attempts: int) -> None:
-    """Force the retry race: every attempt reads "not locked yet" before any attempt locks.
+# services/tables.py: StockMove.kind is VARCHAR(16) but the service writes "lock_from_reserve" (17
+# characters) when a lock takes over a reservation. SQLite ignores VARCHAR lengths; PostgreSQL refuses
+# the row, so every lock of a reserved order raises DataError there and the reservation never converts.
+@dataclass
+class ForcedRace:
+    """What the forced race saw: the first claim read of every attempt, and what each allocation did."""
+
+    first_reads: list[AllocationPlan | None] = field(default_factory=list)
+    allocations: list[str] = field(default_factory=list)  # "allocated" or "conflict" per _allocate call
+
+
+def claims_together(monkeypatch: pytest.MonkeyPatch, attempts: int) -> ForcedRace:
+    """Force the retry race: every attempt reads "not claimed yet" before any attempt allocates.
 
     That is what happens when Temporal retries a lock activity whose first attempt timed out but is
-    still running. The schedule is forced, the service's own code runs unchanged.
+    still running. Each thread's first `_claimed` read waits at a barrier after reading, so all of them
+    go on to `_allocate` believing they are first; the StockAllocation claim must stop all but one.
+    The schedule is forced, the service's own code runs unchanged.
     """
-    original = InventoryService._earlier_lock
+    claimed, allocate = InventoryService._claimed, InventoryService._allocate
     barrier = threading.Barrier(attempts)
     checked = threading.local()
+    race = ForcedRace()
 
-    def earlier_lock_then_wait(self: InventoryService, order_id: str, generation: int) -> StockLock | None:
-        result = original(self, order_id, generation)
+    def claimed_then_wait(
+        self: InventoryService, order_id: str, generation: int, kind: str
+    ) -> AllocationPlan | None:
+        result = claimed(self, order_id, generation, kind)
         if not getattr(checked, "once", False):
             checked.once = True
+            race.first_reads.append(result)
             barrier.wait(timeout=30)
         return result
 
-    monkeypatch.setattr(InventoryService, "_earlier_lock", earlier_lock_then_wait)
+    def allocate_and_record(self: InventoryService, *args: object, **kwargs: object) -> AllocationPlan:
+        try:
+            plan = allocate(self, *args, **kwargs)  # type: ignore[arg-type]
+        except IntegrityError:
+            race.allocations.append("conflict")
+            raise
+        race.allocations.append("allocated")
+        return plan
+
+    monkeypatch.setattr(InventoryService, "_claimed", claimed_then_wait)
+    monkeypatch.setattr(InventoryService, "_allocate", allocate_and_record)
+    return race
+
+
+def assert_raced(race: ForcedRace, attempts: int = 2) -> None:
+    """The race really happened: every attempt read "not claimed" and one lost on the claim."""
+    assert race.first_reads == [None] * attempts
+    assert sorted(race.allocations) == ["allocated"] + ["conflict"] * (attempts - 1)
+
+
+def claims(engine: Engine, order_id: str) -> list[StockAllocation]:
+    with Session(engine) as session:
+        return list(session.exec(select(StockAllocation).where(StockAllocation.order_id == order_id)).all())
 
 
 # -------------------------------------------------------------- concurrency
@@ -132,13 +194,14 @@ def test_fifty_concurrent_orders_for_ten_units_lock_exactly_ten(
     inventory.set_on_hand(WH, "MUG-BLUE", 10)
     orders = [f"ord_{i:02d}" for i in range(50)]
 
-    results = no_errors(run_together(lambda o: inventory.lock_order(o, [line("MUG-BLUE")]), orders))
+    results = no_errors(run_together(lambda o: inventory.lock_order(o, [line("MUG-BLUE")], DEST), orders))
 
     winners = {o for o, r in zip(orders, results, strict=True) if r.locked}
     assert len(winners) == 10
     assert {r.warehouse for r in results if r.locked} == {WH}
     for result in results:
         if not result.locked:
+            assert result.parts == []
             assert result.shortages == [StockShortage(sku="MUG-BLUE", requested=1, available=0)]
     stock = level(inventory, "MUG-BLUE")
     assert (stock.on_hand, stock.locked, stock.available) == (10, 10, 0)
@@ -161,7 +224,7 @@ def test_concurrent_two_line_orders_are_locked_whole_or_not_at_all(
     for i in range(20):
         orders[f"ord_cable_{i:02d}"] = [line("CABLE-A", 1)]
 
-    results = no_errors(run_together(lambda o: inventory.lock_order(o, orders[o]), list(orders)))
+    results = no_errors(run_together(lambda o: inventory.lock_order(o, orders[o], DEST), list(orders)))
     outcome = dict(zip(orders, results, strict=True))
 
     ledger = moves(engine, kind="lock")
@@ -233,12 +296,16 @@ def test_a_retried_lock_locks_once_and_names_the_same_warehouse(
     inventory.set_on_hand(WH, "MUG-BLUE", 5)
     lines = [line("MUG-BLUE", 2)]
 
-    first = inventory.lock_order("ord_1", lines)
-    again = inventory.lock_order("ord_1", lines)
+    first = inventory.lock_order("ord_1", lines, DEST)
+    again = inventory.lock_order("ord_1", lines, DEST)
 
-    assert first == again == StockLock(locked=True, warehouse=WH)
+    assert first == again
+    assert first.locked
+    assert first.warehouse == WH
+    assert first.parts == [part(WH, (0, "MUG-BLUE", 2))]
     assert level(inventory, "MUG-BLUE").locked == 2
     assert len(moves(engine, "ord_1")) == 1
+    assert len(claims(engine, "ord_1")) == 1
 
 
 def test_concurrent_attempts_of_the_same_lock_lock_once(
@@ -247,51 +314,107 @@ def test_concurrent_attempts_of_the_same_lock_lock_once(
     inventory.set_on_hand(WH, "MUG-BLUE", 10)
     inventory.set_on_hand(WH, "TEE-L", 10)
     lines = [line("MUG-BLUE", 2), line("TEE-L", 1)]
-    checks_together(monkeypatch, 2)
+    race = claims_together(monkeypatch, 2)
 
-    results = no_errors(run_together(lambda _: inventory.lock_order("ord_1", lines), [1, 2]))
+    results = no_errors(run_together(lambda _: inventory.lock_order("ord_1", lines, DEST), [1, 2]))
 
-    assert results == [StockLock(locked=True, warehouse=WH)] * 2
+    assert_raced(race)
+    assert results[0] == results[1]
+    assert results[0].locked
+    assert results[0].parts == [part(WH, (0, "MUG-BLUE", 2), (1, "TEE-L", 1))]
     assert (level(inventory, "MUG-BLUE").locked, level(inventory, "TEE-L").locked) == (2, 1)
     assert len(moves(engine, "ord_1", "lock")) == 2
+    assert len(claims(engine, "ord_1")) == 1
 
 
 def test_a_concurrent_retry_of_a_lock_that_took_the_last_units_still_reports_locked(
     engine: Engine, inventory: InventoryService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     inventory.set_on_hand(WH, "MUG-BLUE", 2)
-    checks_together(monkeypatch, 2)
+    race = claims_together(monkeypatch, 2)
 
-    results = no_errors(run_together(lambda _: inventory.lock_order("ord_1", [line("MUG-BLUE", 2)]), [1, 2]))
+    results = no_errors(
+        run_together(lambda _: inventory.lock_order("ord_1", [line("MUG-BLUE", 2)], DEST), [1, 2])
+    )
 
-    assert results == [StockLock(locked=True, warehouse=WH)] * 2
+    assert_raced(race)
+    for result in results:  # the losing attempt must not see the winner's lock as a shortage
+        assert result.locked
+        assert result.warehouse == WH
+        assert result.shortages == []
+    assert results[0] == results[1]
     assert level(inventory, "MUG-BLUE").locked == 2
 
 
 def test_a_concurrent_retry_never_locks_the_order_in_a_second_warehouse(
     engine: Engine, inventory: InventoryService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # WH-1 ranks first and holds exactly one unit: a retry that planned again after the first attempt
+    # took it would find WH-2 and lock the order twice.
     inventory.set_on_hand("WH-1", "MUG-BLUE", 1)
     inventory.set_on_hand("WH-2", "MUG-BLUE", 5)
-    checks_together(monkeypatch, 2)
+    race = claims_together(monkeypatch, 2)
 
-    results = no_errors(run_together(lambda _: inventory.lock_order("ord_1", [line("MUG-BLUE", 1)]), [1, 2]))
+    results = no_errors(
+        run_together(lambda _: inventory.lock_order("ord_1", [line("MUG-BLUE", 1)], DEST), [1, 2])
+    )
 
+    assert_raced(race)
     held = level(inventory, "MUG-BLUE", "WH-1").locked + level(inventory, "MUG-BLUE", "WH-2").locked
     assert held == 1
     assert results[0].locked
     assert results[0] == results[1]
+    assert results[0].warehouse == "WH-1"
+    assert {m.warehouse for m in moves(engine, "ord_1", "lock")} == {"WH-1"}
+
+
+def test_concurrent_attempts_of_the_same_reassignment_move_the_lock_once(
+    engine: Engine, inventory: InventoryService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for warehouse in ("WH-1", "WH-2"):
+        inventory.set_on_hand(warehouse, "MUG-BLUE", 5)
+    lines = [line("MUG-BLUE", 2)]
+    assert inventory.lock_order("ord_1", lines, DEST).warehouse == "WH-1"
+    race = claims_together(monkeypatch, 2)
+
+    results = no_errors(
+        run_together(
+            lambda _: inventory.lock_order("ord_1", lines, DEST, generation=1, warehouse="WH-2"), [1, 2]
+        )
+    )
+
+    assert_raced(race)
+    assert results[0] == results[1]
+    assert results[0].warehouse == "WH-2"
+    assert (level(inventory, "MUG-BLUE", "WH-1").locked, level(inventory, "MUG-BLUE", "WH-2").locked) == (
+        0,
+        2,
+    )
+    assert len(moves(engine, "ord_1", "release")) == 1
+
+
+def test_a_retried_lock_after_a_refusal_plans_again(engine: Engine, inventory: InventoryService) -> None:
+    """A refused lock leaves no claim behind, so the retry after a restock locks."""
+    inventory.set_on_hand(WH, "MUG-BLUE", 1)
+    assert not inventory.lock_order("ord_1", [line("MUG-BLUE", 2)], DEST).locked
+    assert claims(engine, "ord_1") == []
+
+    inventory.set_on_hand(WH, "MUG-BLUE", 2)
+    assert inventory.lock_order("ord_1", [line("MUG-BLUE", 2)], DEST).locked
+    assert level(inventory, "MUG-BLUE").locked == 2
 
 
 # -------------------------------------------------------------- out of stock
 def test_out_of_stock_names_the_sku_and_locks_nothing(engine: Engine, inventory: InventoryService) -> None:
     inventory.set_on_hand(WH, "MUG-BLUE", 3)
 
-    result = inventory.lock_order("ord_1", [line("MUG-BLUE", 5)])
+    result = inventory.lock_order("ord_1", [line("MUG-BLUE", 5)], DEST)
 
-    assert result == StockLock(
-        locked=False, shortages=[StockShortage(sku="MUG-BLUE", requested=5, available=3)]
-    )
+    assert not result.locked
+    assert result.parts == []
+    assert result.warehouse is None
+    assert result.shortages == [StockShortage(sku="MUG-BLUE", requested=5, available=3)]
+    assert [s.action for s in result.suggestions] == ["wait-for-restock", "cancel"]
     assert level(inventory, "MUG-BLUE").locked == 0
     assert moves(engine) == []
 
@@ -302,11 +425,14 @@ def test_one_short_line_of_several_locks_none_of_them(engine: Engine, inventory:
     inventory.set_on_hand(WH, "MUG-BLUE", 5)
 
     result = inventory.lock_order(
-        "ord_1", [line("CABLE-A", 2), line("DOCK-Z", 3), line("MUG-BLUE", 1), line("NEVER-STOCKED", 1)]
+        "ord_1",
+        [line("CABLE-A", 2), line("DOCK-Z", 3), line("MUG-BLUE", 1), line("NEVER-STOCKED", 1)],
+        DEST,
     )
 
     assert not result.locked
     assert result.warehouse is None
+    assert result.parts == []
     assert result.shortages == [
         StockShortage(sku="DOCK-Z", requested=3, available=1),
         StockShortage(sku="NEVER-STOCKED", requested=1, available=0),
@@ -315,18 +441,23 @@ def test_one_short_line_of_several_locks_none_of_them(engine: Engine, inventory:
     assert moves(engine) == []
 
 
-def test_lines_spread_over_warehouses_are_not_locked_piecemeal(
+def test_lines_spread_over_warehouses_are_locked_as_a_split_in_each(
     engine: Engine, inventory: InventoryService
 ) -> None:
+    # Before multi-warehouse allocation this order was refused; now it ships in two parts.
     inventory.set_on_hand("WH-1", "CABLE-A", 10)
     inventory.set_on_hand("WH-2", "DOCK-Z", 10)
 
-    result = inventory.lock_order("ord_1", [line("CABLE-A"), line("DOCK-Z")])
+    result = inventory.lock_order("ord_1", [line("CABLE-A"), line("DOCK-Z")], DEST)
 
-    assert not result.locked
-    assert result.shortages == []  # each line exists somewhere; no single warehouse has both
-    assert level(inventory, "CABLE-A", "WH-1").locked == level(inventory, "DOCK-Z", "WH-2").locked == 0
-    assert moves(engine) == []
+    assert result.locked
+    assert result.warehouse is None  # no single warehouse
+    assert result.parts == [part("WH-1", (0, "CABLE-A", 1)), part("WH-2", (1, "DOCK-Z", 1))]
+    assert level(inventory, "CABLE-A", "WH-1").locked == level(inventory, "DOCK-Z", "WH-2").locked == 1
+    assert sorted((m.warehouse, m.sku) for m in moves(engine, kind="lock")) == [
+        ("WH-1", "CABLE-A"),
+        ("WH-2", "DOCK-Z"),
+    ]
 
 
 # -------------------------------------------------------------- warehouse choice, release, ship
@@ -341,9 +472,11 @@ def test_the_lock_goes_to_the_first_warehouse_that_can_fill_every_line(
     inventory.set_on_hand("WH-D", "MUG-BLUE", 9)
     inventory.set_on_hand("WH-D", "TEE-L", 9)
 
-    result = inventory.lock_order("ord_1", [line("MUG-BLUE", 2), line("TEE-L", 2)])
+    result = inventory.lock_order("ord_1", [line("MUG-BLUE", 2), line("TEE-L", 2)], DEST)
 
-    assert result == StockLock(locked=True, warehouse="WH-C")
+    assert result.locked
+    assert result.warehouse == "WH-C"
+    assert result.parts == [part("WH-C", (0, "MUG-BLUE", 2), (1, "TEE-L", 2))]
     assert (level(inventory, "MUG-BLUE", "WH-C").locked, level(inventory, "TEE-L", "WH-C").locked) == (2, 2)
     for warehouse, sku in [("WH-A", "MUG-BLUE"), ("WH-B", "MUG-BLUE"), ("WH-B", "TEE-L"), ("WH-D", "TEE-L")]:
         assert level(inventory, sku, warehouse).locked == 0
@@ -353,8 +486,8 @@ def test_the_lock_goes_to_the_first_warehouse_that_can_fill_every_line(
 def test_release_gives_back_exactly_what_was_locked_once(engine: Engine, inventory: InventoryService) -> None:
     inventory.set_on_hand(WH, "MUG-BLUE", 5)
     inventory.set_on_hand(WH, "TEE-L", 5)
-    inventory.lock_order("ord_other", [line("MUG-BLUE", 1)])
-    inventory.lock_order("ord_1", [line("MUG-BLUE", 2), line("TEE-L", 3)])
+    inventory.lock_order("ord_other", [line("MUG-BLUE", 1)], DEST)
+    inventory.lock_order("ord_1", [line("MUG-BLUE", 2), line("TEE-L", 3)], DEST)
 
     assert inventory.release_order("ord_1") == 5
     assert inventory.release_order("ord_1") == 0
@@ -372,7 +505,7 @@ def test_ship_deducts_on_hand_and_locked_once_and_then_nothing_is_left_to_releas
 ) -> None:
     inventory.set_on_hand(WH, "MUG-BLUE", 5)
     inventory.set_on_hand(WH, "TEE-L", 5)
-    inventory.lock_order("ord_1", [line("MUG-BLUE", 2), line("TEE-L", 3)])
+    inventory.lock_order("ord_1", [line("MUG-BLUE", 2), line("TEE-L", 3)], DEST)
 
     assert inventory.ship_order("ord_1", "WH-OTHER") == 0
     assert inventory.ship_order("ord_1", WH) == 3 + 2
@@ -390,11 +523,48 @@ def test_releasing_an_order_that_never_locked_releases_nothing(
     engine: Engine, inventory: InventoryService
 ) -> None:
     inventory.set_on_hand(WH, "MUG-BLUE", 5)
-    inventory.lock_order("ord_big", [line("MUG-BLUE", 6)])
+    inventory.lock_order("ord_big", [line("MUG-BLUE", 6)], DEST)
 
     assert inventory.release_order("ord_big") == 0
     assert inventory.release_order("ord_unknown") == 0
     assert level(inventory, "MUG-BLUE").locked == 0
+
+
+# -------------------------------------------------------------- reservations
+def test_a_reservation_becomes_the_lock_and_is_not_counted_twice(
+    engine: Engine, inventory: InventoryService, request: pytest.FixtureRequest
+) -> None:
+    inventory.set_on_hand(WH, "MUG-BLUE", 5)
+    lines = [line("MUG-BLUE", 2)]
+
+    reservation = inventory.reserve_order("ord_1", lines, DEST)
+    assert reservation.reserved
+    assert reservation.parts == [part(WH, (0, "MUG-BLUE", 2))]
+    assert inventory.reserve_order("ord_1", lines, DEST) == reservation  # a retry reserves nothing more
+    assert (level(inventory, "MUG-BLUE").reserved, level(inventory, "MUG-BLUE").available) == (2, 3)
+
+    lock = inventory.lock_order("ord_1", lines, DEST)
+
+    assert lock.locked
+    assert lock.parts == reservation.parts
+    stock = level(inventory, "MUG-BLUE")
+    assert (stock.on_hand, stock.locked, stock.reserved, stock.available) == (5, 2, 0, 3)
+    assert len(moves(engine, "ord_1", "lock_from_reserve")) == 1
+    assert inventory.release_order("ord_1") == 2  # the lock only: the reservation is already closed
+
+
+def test_a_reservation_that_cannot_be_filled_reserves_nothing(
+    engine: Engine, inventory: InventoryService
+) -> None:
+    inventory.set_on_hand(WH, "MUG-BLUE", 1)
+
+    reservation = inventory.reserve_order("ord_1", [line("MUG-BLUE", 2)], DEST)
+
+    assert not reservation.reserved
+    assert reservation.parts == []
+    assert reservation.scarce == []
+    assert level(inventory, "MUG-BLUE").reserved == 0
+    assert moves(engine) == []
 
 
 # -------------------------------------------------------------- counted stock
@@ -405,7 +575,7 @@ def test_set_on_hand_creates_then_updates(engine: Engine, inventory: InventorySe
     assert created == StockLevel(warehouse=WH, sku="MUG-BLUE", on_hand=12, locked=0, reserved=0, available=12)
     assert inventory.get(WH, "MUG-BLUE") == created
 
-    inventory.lock_order("ord_1", [line("MUG-BLUE", 4)])
+    inventory.lock_order("ord_1", [line("MUG-BLUE", 4)], DEST)
     updated = inventory.set_on_hand(WH, "MUG-BLUE", 20)
     assert (updated.on_hand, updated.locked, updated.available) == (20, 4, 16)
     assert inventory.get(WH, "MUG-BLUE") == updated
@@ -416,7 +586,7 @@ def test_counting_less_than_is_locked_is_refused_and_changes_nothing(
     engine: Engine, inventory: InventoryService
 ) -> None:
     inventory.set_on_hand(WH, "MUG-BLUE", 10)
-    inventory.lock_order("ord_1", [line("MUG-BLUE", 7)])
+    inventory.lock_order("ord_1", [line("MUG-BLUE", 7)], DEST)
 
     with pytest.raises(StockConflict, match=r"\b7 locked\b"):
         inventory.set_on_hand(WH, "MUG-BLUE", 6)
@@ -425,27 +595,43 @@ def test_counting_less_than_is_locked_is_refused_and_changes_nothing(
     assert (stock.on_hand, stock.locked, stock.available) == (10, 7, 3)
 
 
+def test_counting_less_than_is_locked_and_reserved_is_refused(
+    engine: Engine, inventory: InventoryService
+) -> None:
+    inventory.set_on_hand(WH, "MUG-BLUE", 10)
+    inventory.lock_order("ord_1", [line("MUG-BLUE", 4)], DEST)
+    inventory.reserve_order("ord_2", [line("MUG-BLUE", 3)], DEST)
+
+    with pytest.raises(StockConflict, match=r"\b4 locked and 3 reserved\b"):
+        inventory.set_on_hand(WH, "MUG-BLUE", 6)
+
+    assert inventory.set_on_hand(WH, "MUG-BLUE", 7).available == 0
+
+
 # -------------------------------------------------------------- moving a lock (reassign-warehouse)
-def test_relock_moves_every_line_to_the_new_warehouse_and_frees_the_old(
+def test_reassigning_moves_every_line_to_the_new_warehouse_and_frees_the_old(
     engine: Engine, inventory: InventoryService
 ) -> None:
     for warehouse in ("WH-1", "WH-2"):
         inventory.set_on_hand(warehouse, "MUG-BLUE", 5)
         inventory.set_on_hand(warehouse, "TEE-L", 5)
     lines = [line("MUG-BLUE", 2), line("TEE-L", 3)]
-    assert inventory.lock_order("ord_1", lines).warehouse == "WH-1"
+    assert inventory.lock_order("ord_1", lines, DEST).warehouse == "WH-1"
 
-    moved = inventory.relock_order("ord_1", lines, "WH-2", generation=1)
-    again = inventory.relock_order("ord_1", lines, "WH-2", generation=1)
+    moved = inventory.lock_order("ord_1", lines, DEST, generation=1, warehouse="WH-2")
+    again = inventory.lock_order("ord_1", lines, DEST, generation=1, warehouse="WH-2")
 
-    assert moved == again == StockLock(locked=True, warehouse="WH-2")
+    assert moved == again
+    assert moved.locked
+    assert moved.warehouse == "WH-2"
+    assert moved.parts == [part("WH-2", (0, "MUG-BLUE", 2), (1, "TEE-L", 3))]
     assert (level(inventory, "MUG-BLUE", "WH-1").locked, level(inventory, "TEE-L", "WH-1").locked) == (0, 0)
     assert (level(inventory, "MUG-BLUE", "WH-2").locked, level(inventory, "TEE-L", "WH-2").locked) == (2, 3)
     assert inventory.ship_order("ord_1", "WH-1") == 0
     assert inventory.ship_order("ord_1", "WH-2") == 5
 
 
-def test_relock_to_a_warehouse_that_cannot_fill_every_line_changes_nothing(
+def test_reassigning_to_a_warehouse_that_cannot_fill_every_line_changes_nothing(
     engine: Engine, inventory: InventoryService
 ) -> None:
     inventory.set_on_hand("WH-1", "MUG-BLUE", 5)
@@ -453,11 +639,12 @@ def test_relock_to_a_warehouse_that_cannot_fill_every_line_changes_nothing(
     inventory.set_on_hand("WH-2", "MUG-BLUE", 5)
     inventory.set_on_hand("WH-2", "TEE-L", 1)
     lines = [line("MUG-BLUE", 2), line("TEE-L", 3)]
-    inventory.lock_order("ord_1", lines)
+    inventory.lock_order("ord_1", lines, DEST)
 
-    refused = inventory.relock_order("ord_1", lines, "WH-2", generation=1)
+    refused = inventory.lock_order("ord_1", lines, DEST, generation=1, warehouse="WH-2")
 
     assert not refused.locked
+    assert refused.parts == []
     assert [(s.sku, s.requested, s.available) for s in refused.shortages] == [("TEE-L", 3, 1)]
     assert level(inventory, "MUG-BLUE", "WH-1").locked == 2
     assert level(inventory, "MUG-BLUE", "WH-2").locked == 0
@@ -470,12 +657,17 @@ def test_a_lock_moved_back_to_its_first_warehouse_is_a_new_generation(
     inventory.set_on_hand("WH-1", "MUG-BLUE", 3)
     inventory.set_on_hand("WH-2", "MUG-BLUE", 3)
     lines = [line("MUG-BLUE", 2)]
-    inventory.lock_order("ord_1", lines, warehouse="WH-1")
-    inventory.relock_order("ord_1", lines, "WH-2", generation=1)
-    back = inventory.relock_order("ord_1", lines, "WH-1", generation=2)
+    inventory.lock_order("ord_1", lines, DEST, warehouse="WH-1")
+    inventory.lock_order("ord_1", lines, DEST, generation=1, warehouse="WH-2")
+    back = inventory.lock_order("ord_1", lines, DEST, generation=2, warehouse="WH-1")
     assert back.warehouse == "WH-1"
     assert (level(inventory, "MUG-BLUE", "WH-1").locked, level(inventory, "MUG-BLUE", "WH-2").locked) == (
         2,
         0,
     )
+    assert sorted((m.generation, m.warehouse) for m in moves(engine, "ord_1", "lock")) == [
+        (0, "WH-1"),
+        (1, "WH-2"),
+        (2, "WH-1"),
+    ]
     assert inventory.release_order("ord_1") == 2
