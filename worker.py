@@ -19,6 +19,7 @@ from activities.orders import OrderActivities
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.temporal import connect
+from domain.allocation import parse_rules
 from services.audit import AuditService
 from services.db import create_schema, make_engine
 from services.email import SmtpMailer
@@ -27,6 +28,7 @@ from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from services.payments import PaymentService
 from services.shipments import ShipmentService
+from services.warehouses import WarehouseService
 from workflows.order import OrderWorkflow
 
 log = structlog.get_logger(__name__)
@@ -50,7 +52,8 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
     if engine is None:
         engine = make_engine(settings.database_url)
         create_schema(engine)
-    inventory = InventoryActivities(InventoryService(engine))
+    rules = parse_rules(settings.allocation_rules)
+    inventory = InventoryActivities(InventoryService(engine, WarehouseService(engine, rules)))
     orders = OrderActivities(
         OrderStore(engine), PaymentService(engine), ShipmentService(engine), AuditService(engine)
     )
@@ -67,7 +70,7 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         workflows=[OrderWorkflow],
         activities=[
             inventory.lock_stock,
-            inventory.relock_stock,
+            inventory.reserve_stock,
             inventory.release_stock,
             inventory.ship_stock,
             orders.project_order,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 from temporalio import activity
 
-from domain.effects import LockStock, ReleaseStock, RelockStock, ShipStock, StockLock
+from domain.effects import LockStock, ReleaseStock, Reservation, ReserveStock, ShipStock, StockLock
 from services.inventory import InventoryService
 
 log = structlog.get_logger(__name__)
@@ -16,24 +16,28 @@ class InventoryActivities:
         self._inventory = inventory
 
     @activity.defn
+    def reserve_stock(self, request: ReserveStock) -> Reservation:
+        with structlog.contextvars.bound_contextvars(order_id=request.order_id):
+            reservation = self._inventory.reserve_order(
+                request.order_id, request.lines, request.destination, reserve=request.reserve
+            )
+            log.info("stock_reserved", reserved=reservation.reserved, scarce=reservation.scarce)
+            return reservation
+
+    @activity.defn
     def lock_stock(self, request: LockStock) -> StockLock:
         with structlog.contextvars.bound_contextvars(order_id=request.order_id):
             lock = self._inventory.lock_order(
-                request.order_id, request.lines, generation=request.generation, warehouse=request.warehouse
+                request.order_id,
+                request.lines,
+                request.destination,
+                generation=request.generation,
+                warehouse=request.warehouse,
             )
             if lock.locked:
-                log.info("stock_locked", warehouse=lock.warehouse)
+                log.info("stock_locked", warehouses=[part.warehouse for part in lock.parts])
             else:
                 log.warning("stock_short", shortages=[s.model_dump() for s in lock.shortages])
-            return lock
-
-    @activity.defn
-    def relock_stock(self, request: RelockStock) -> StockLock:
-        with structlog.contextvars.bound_contextvars(order_id=request.order_id):
-            lock = self._inventory.relock_order(
-                request.order_id, request.lines, request.warehouse, request.generation
-            )
-            log.info("stock_relocked", warehouse=request.warehouse, locked=lock.locked)
             return lock
 
     @activity.defn

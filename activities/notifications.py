@@ -42,7 +42,7 @@ class NotificationActivities:
         entry = await asyncio.to_thread(
             self._outbox.record,
             order_id=notify.order_id,
-            kind=notify.kind.value,
+            kind=notify.key,
             recipient=notify.customer.email,
             language=email.language,
             subject=email.subject,
@@ -51,8 +51,8 @@ class NotificationActivities:
         if entry.sent_at is not None or self._mailer is None:
             return False
         await self._mailer.send(
-            to=notify.customer.email, email=email, message_id=f"{notify.order_id}.{notify.kind}"
+            to=notify.customer.email, email=email, message_id=f"{notify.order_id}.{notify.key}"
         )
-        await asyncio.to_thread(self._outbox.mark_sent, notify.order_id, notify.kind.value)
+        await asyncio.to_thread(self._outbox.mark_sent, notify.order_id, notify.key)
         log.info("customer_notified", order_id=notify.order_id, kind=notify.kind.value)
         return True

@@ -10,12 +10,14 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
 from api.gateway import OrderGateway
+from api.restock import Restocker as RestockSweeps
 from core.config import Settings
 from domain.access import Caller, Permission
 from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.inventory import InventoryService
 from services.orders import OrderStore
+from services.warehouses import WarehouseService
 
 _bearer = HTTPBearer(auto_error=False, description="an orderflow API key: `Authorization: Bearer of_...`")
 
@@ -55,6 +57,8 @@ Store = Annotated[OrderStore, _from_state("store")]
 Inventory = Annotated[InventoryService, _from_state("inventory")]
 Audit = Annotated[AuditService, _from_state("audit")]
 AppSettings = Annotated[Settings, _from_state("settings")]
+Warehouses = Annotated[WarehouseService, _from_state("warehouses")]
+Restocker = Annotated[RestockSweeps, _from_state("restocker")]
 Reader = Annotated[Caller, _require(Permission.READ)]
 Writer = Annotated[Caller, _require(Permission.WRITE)]
 Operator = Annotated[Caller, _require(Permission.OPERATE)]

@@ -6,16 +6,15 @@ import secrets
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import Conflict, NotFound
 from core.config import Settings
-from domain.models import ConfirmPayment, OrderView, PlaceOrder, StartOrder
+from domain.models import ConfirmPayment, OrderView, PlaceOrder, RestockCheck, StartOrder
 from domain.operator import ACTION_COMMANDS, OperatorAction
-from domain.policy import OrderPolicy
 from domain.transitions import Command, refusal
 from services.orders import OrderStore
 from workflows.order import OrderWorkflow
@@ -48,28 +47,26 @@ class OrderGateway:
             if existing is not None:
                 return existing, False
             # The key was claimed but the workflow never started (a crash in between): start it.
-        policy = OrderPolicy(
-            payment_hold=self._settings.payment_hold,
-            ship_within=self._settings.ship_within,
-            confirm_window=self._settings.confirm_window,
-            restock_check_every=self._settings.restock_check_every,
+        start = WithStartWorkflowOperation(
+            OrderWorkflow.run,
+            StartOrder(order_id=order_id, order=order, policy=self._settings.order_policy()),
+            id=workflow_id(order_id),
+            task_queue=self._settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            static_summary=(
+                f"{order.channel} order {order.channel_order_id}: {order.total} "
+                f"{order.currency} to {order.shipping_address.country}"
+            ),
         )
         try:
-            handle = await self._client.start_workflow(
-                OrderWorkflow.run,
-                StartOrder(order_id=order_id, order=order, policy=policy),
-                id=workflow_id(order_id),
-                task_queue=self._settings.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                static_summary=(
-                    f"{order.channel} order {order.channel_order_id}: {order.total} "
-                    f"{order.currency} to {order.shipping_address.country}"
-                ),
+            # Start and wait for placement (stock reserved, payment deadline set) in one round trip.
+            view = await self._client.execute_update_with_start_workflow(
+                OrderWorkflow.placed, start_workflow_operation=start
             )
         except WorkflowAlreadyStartedError:
-            handle = self._handle(order_id)
-        return await handle.query(OrderWorkflow.view), created
+            view = await self._handle(order_id).query(OrderWorkflow.view)  # closed, within retention
+        return view, created
 
     async def find(self, order_id: str) -> OrderView | None:
         """Live orders from their workflow; closed or forgotten ones from the read model."""
@@ -96,6 +93,9 @@ class OrderGateway:
             if view.payment and view.payment.payment_id == payment.payment_id:
                 return view  # a duplicate of the payment that paid this (now closed) order
             raise
+
+    async def restock(self, order_id: str) -> OrderView:
+        return await self.command(order_id, OrderWorkflow.restock, RestockCheck(), Command.RESTOCKED)
 
     async def operate(self, order_id: str, request: OperatorAction) -> OrderView:
         return await self.command(order_id, OrderWorkflow.operate, request, ACTION_COMMANDS[request.action])

@@ -9,15 +9,19 @@ from fastapi import FastAPI
 
 from api.errors import install_error_handlers
 from api.gateway import OrderGateway
+from api.restock import Restocker
 from api.routes import actions, inventory, orders
+from api.routes import warehouses as warehouses_routes
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.temporal import connect
+from domain.allocation import parse_rules
 from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
 from services.orders import OrderStore
+from services.warehouses import WarehouseService
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -35,9 +39,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.audit = AuditService(engine)
         bootstrap = settings.bootstrap_api_key.get_secret_value() if settings.bootstrap_api_key else None
         app.state.keys = ApiKeyService(engine, bootstrap)
-        app.state.inventory = InventoryService(engine)
-        app.state.gateway = OrderGateway(client, store, settings)
+        warehouses = WarehouseService(engine, parse_rules(settings.allocation_rules))
+        app.state.warehouses = warehouses
+        app.state.inventory = InventoryService(engine, warehouses)
+        gateway = OrderGateway(client, store, settings)
+        app.state.gateway = gateway
+        app.state.restocker = Restocker(gateway, store)
         yield
+        await app.state.restocker.drain()
         engine.dispose()
 
     app = FastAPI(
@@ -50,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(actions.router)
     app.include_router(orders.router)
     app.include_router(inventory.router)
+    app.include_router(warehouses_routes.router)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from domain.policy import MAX_PAYMENT_HOLD, MIN_PAYMENT_HOLD
+from domain.allocation import parse_rules
+from domain.policy import MAX_PAYMENT_HOLD, MIN_PAYMENT_HOLD, OrderPolicy
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     ship_within: Duration = Field(default=timedelta(hours=48))
     confirm_window: Duration = Field(default=timedelta(days=7))
     restock_check_every: Duration = Field(default=timedelta(minutes=30))
+    payment_hold_rule: Literal["stock_pressure", "fixed"] = "stock_pressure"
+    payment_hold_scarce: Duration = Field(default=timedelta(days=3))
+    payment_hold_ample: Duration = Field(default=timedelta(days=7))
+    reserve_unpaid_stock: bool = True
+    allocation_rules: str = "same_region,capacity,cost,days"
 
     bootstrap_api_key: SecretStr | None = None
 
@@ -57,12 +63,18 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     log_level: str = "INFO"
 
-    @field_validator("payment_hold")
+    @field_validator("allocation_rules")
+    @classmethod
+    def _known_rules(cls, value: str) -> str:
+        parse_rules(value)  # raises naming the unknown rule
+        return value
+
+    @field_validator("payment_hold", "payment_hold_scarce", "payment_hold_ample")
     @classmethod
     def _hold_within_platform_rules(cls, value: timedelta) -> timedelta:
         if not MIN_PAYMENT_HOLD <= value <= MAX_PAYMENT_HOLD:
             raise ValueError(
-                "ORDERS_PAYMENT_HOLD must be between 3 and 7 days "
+                "a payment hold must be between 3 and 7 days "
                 f"(got {value}); unpaid orders are auto-cancelled after this hold"
             )
         return value
@@ -73,6 +85,19 @@ class Settings(BaseSettings):
         if value <= timedelta(0):
             raise ValueError("must be a positive duration")
         return value
+
+    def order_policy(self) -> OrderPolicy:
+        """The timing policy copied into each new order."""
+        return OrderPolicy(
+            payment_hold=self.payment_hold,
+            hold_rule=self.payment_hold_rule,
+            hold_when_scarce=self.payment_hold_scarce,
+            hold_when_ample=self.payment_hold_ample,
+            reserve_stock=self.reserve_unpaid_stock,
+            ship_within=self.ship_within,
+            confirm_window=self.confirm_window,
+            restock_check_every=self.restock_check_every,
+        )
 
 
 @lru_cache

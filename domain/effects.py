@@ -8,37 +8,46 @@ from typing import Any
 
 from pydantic import Field
 
-from domain.models import Address, ConfirmPayment, Model, OrderLine
+from domain.allocation import StockShortage, Suggestion
+from domain.models import Address, ConfirmPayment, Model, OrderLine, Part
 
 
 class LockStock(Model):
     order_id: str
     lines: list[OrderLine]
+    destination: str  # ISO country the parcel goes to: allocation prefers warehouses near it
     generation: int = 0
-    warehouse: str | None = None  # None: the first warehouse that holds every line
+    warehouse: str | None = None  # force one warehouse; None: allocate by the rules
 
 
-class RelockStock(Model):
-    """Move the order's lock to another warehouse, all or nothing."""
+class ReserveStock(Model):
+    """Soft reservation at placement, so unpaid orders are not oversold; reserve=False only measures."""
 
     order_id: str
     lines: list[OrderLine]
-    warehouse: str
-    generation: int
+    destination: str
+    reserve: bool = True
 
 
-class StockShortage(Model):
-    sku: str
-    requested: int
-    available: int
+class Reservation(Model):
+    reserved: bool
+    parts: list[Part] = Field(default_factory=list)
+    scarce: list[str] = Field(default_factory=list)  # SKUs at or under safety stock after reserving
+    tight: list[str] = Field(default_factory=list)  # SKUs under twice their safety stock
 
 
 class StockLock(Model):
-    """Where the order's stock is locked, or what is missing when it could not be."""
+    """Where the order's stock is locked (one part per warehouse), or what is missing."""
 
     locked: bool
-    warehouse: str | None = None
+    parts: list[Part] = Field(default_factory=list)
     shortages: list[StockShortage] = Field(default_factory=list)
+    suggestions: list[Suggestion] = Field(default_factory=list)
+
+    @property
+    def warehouse(self) -> str | None:
+        """The warehouse when the order ships whole from one."""
+        return self.parts[0].warehouse if len(self.parts) == 1 else None
 
 
 class ReleaseStock(Model):
@@ -57,6 +66,7 @@ class StockLevel(Model):
     locked: int
     reserved: int
     available: int
+    safety_stock: int = 0
 
 
 class RecordPayment(Model):

@@ -29,6 +29,7 @@ class OrderStatus(StrEnum):
     PENDING_PAYMENT = "pending_payment"
     PAID = "paid"
     STOCK_LOCKED = "stock_locked"
+    PARTIALLY_SHIPPED = "partially_shipped"
     SHIPPED = "shipped"
     IN_TRANSIT = "in_transit"
     DELIVERED = "delivered"
@@ -91,6 +92,7 @@ class Customer(Model):
     name: Text
     email: Email
     language: Language = "en"
+    tier: Literal["standard", "vip"] = "standard"
 
 
 class Address(Model):
@@ -115,6 +117,7 @@ class PlaceOrder(Model):
     shipping_address: Address
     lines: Annotated[list[OrderLine], Field(min_length=1, max_length=100)]
     currency: CurrencyCode
+    campaign: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
 
     @model_validator(mode="after")
     def _lines_are_consistent(self) -> PlaceOrder:
@@ -134,6 +137,19 @@ class PlaceOrder(Model):
     def total(self) -> Decimal:
         places = Decimal(1).scaleb(-minor_digits(self.currency))
         return sum((line.unit_price * line.quantity for line in self.lines), Decimal(0)).quantize(places)
+
+
+class PartLine(Model):
+    line_no: Annotated[int, Field(ge=0)]  # index in the order's lines
+    sku: Sku
+    quantity: Annotated[int, Field(gt=0)]
+
+
+class Part(Model):
+    """One shipment of the order, tracked on its own."""
+
+    warehouse: str
+    lines: list[PartLine]
 
 
 class StartOrder(Model):
@@ -159,12 +175,17 @@ class ConfirmShipment(Model):
 
 class TrackingUpdate(Model):
     status: Literal["in_transit", "delivered"]
+    tracking_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,40}$")] | None = None
     at: AwareDatetime
     detail: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 
 
 class ConfirmReceipt(Model):
     pass
+
+
+class RestockCheck(Model):
+    """Sent to an out-of-stock order when its stock may have arrived."""
 
 
 class CancelOrder(Model):
@@ -185,11 +206,16 @@ class PaymentInfo(Model):
     paid_at: datetime
 
 
-class ShipmentInfo(Model):
-    carrier: str
-    tracking_number: str
+class ShipmentView(Model):
+    """One parcel of the order: the lines one warehouse ships, and where that parcel is."""
+
     warehouse: str
-    shipped_at: datetime
+    lines: list[PartLine]
+    status: Literal["locked", "requested", "shipped", "in_transit", "delivered", "withdrawn"]
+    carrier: str | None = None
+    tracking_number: str | None = None
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
 
 
 class OrderView(Model):
@@ -206,9 +232,12 @@ class OrderView(Model):
     currency: str
     created_at: datetime
     updated_at: datetime
-    warehouse: str | None = None
+    warehouse: str | None = None  # where it ships from; "WH-SZ+WH-LA" when split
     payment: PaymentInfo | None = None
-    shipment: ShipmentInfo | None = None
+    shipments: list[ShipmentView] = []
+    priority: int = 3
+    priority_why: list[str] = []
+    hold_why: str | None = None
     payment_due_at: datetime | None = None
     ship_by: datetime | None = None
     confirm_by: datetime | None = None

@@ -24,10 +24,11 @@ PAYMENT_REMINDERS: tuple[NotificationKind, ...] = (
 
 
 class Notify(Model):
-    """Everything a customer message may mention; the (order_id, kind) pair is its idempotency key."""
+    """Everything a customer message may mention; (order_id, key) is its idempotency key."""
 
     order_id: str
     kind: NotificationKind
+    reference: str | None = None  # tells apart messages of one kind, e.g. each parcel's "shipped"
     customer: Customer
     channel_order_id: str
     lines: list[OrderLine]
@@ -36,3 +37,7 @@ class Notify(Model):
     cancel_reason: str | None = None
     carrier: str | None = None
     tracking_number: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.reference}" if self.reference else self.kind.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,7 +24,28 @@ class OrderPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     payment_hold: timedelta = timedelta(days=5)
+    # "stock_pressure": 3-7 days from the stock of the order's items; "fixed": always payment_hold.
+    hold_rule: Literal["stock_pressure", "fixed"] = "stock_pressure"
+    hold_when_scarce: timedelta = MIN_PAYMENT_HOLD
+    hold_when_ample: timedelta = MAX_PAYMENT_HOLD
+    reserve_stock: bool = True
     ship_within: timedelta = timedelta(hours=48)
     confirm_window: timedelta = timedelta(days=7)
     reminder_offsets: tuple[timedelta, ...] = REMINDER_OFFSETS
     restock_check_every: timedelta = timedelta(minutes=30)
+
+
+def payment_hold_for(policy: OrderPolicy, scarce: list[str], tight: list[str]) -> tuple[timedelta, str]:
+    """How long an unpaid order may wait, and why.
+
+    Under stock pressure an unpaid order should not sit on units a paying buyer could take: scarce
+    items (at or under safety stock) get the short hold, comfortable stock the long one, the rest
+    the standard payment_hold.
+    """
+    if policy.hold_rule == "fixed":
+        return policy.payment_hold, "the shop's standard payment hold"
+    if scarce:
+        return policy.hold_when_scarce, f"stock of {', '.join(scarce)} is at or under safety stock"
+    if tight:
+        return policy.payment_hold, f"stock of {', '.join(tight)} is getting low"
+    return policy.hold_when_ample, "stock of every item is ample"

@@ -12,6 +12,8 @@ class Command(StrEnum):
     LOCK_STOCK = "lock_stock"
     STOCK_SHORT = "stock_short"
     SHIP = "ship"
+    SHIP_PART = "ship_part"
+    DELIVER_PART = "deliver_part"
     IN_TRANSIT = "in_transit"
     DELIVER = "deliver"
     CONFIRM_RECEIPT = "confirm_receipt"
@@ -33,7 +35,16 @@ class Command(StrEnum):
 
 
 C = Command
-_OPEN = (S.PENDING_PAYMENT, S.PAID, S.STOCK_LOCKED, S.EXCEPTION, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED)
+_OPEN = (
+    S.PENDING_PAYMENT,
+    S.PAID,
+    S.STOCK_LOCKED,
+    S.EXCEPTION,
+    S.PARTIALLY_SHIPPED,
+    S.SHIPPED,
+    S.IN_TRANSIT,
+    S.DELIVERED,
+)
 _BEFORE_SHIPMENT = (S.PENDING_PAYMENT, S.PAID, S.STOCK_LOCKED, S.EXCEPTION)
 
 
@@ -46,9 +57,20 @@ TRANSITIONS: dict[C, dict[S, S]] = {
     C.PAY: {S.PENDING_PAYMENT: S.PAID},
     C.LOCK_STOCK: {S.PAID: S.STOCK_LOCKED},
     C.STOCK_SHORT: {S.PAID: S.EXCEPTION},
-    C.SHIP: {S.STOCK_LOCKED: S.SHIPPED},
-    C.IN_TRANSIT: {S.SHIPPED: S.IN_TRANSIT, S.IN_TRANSIT: S.IN_TRANSIT},
+    # A split order ships part by part: SHIP_PART until the last parcel leaves, then SHIP.
+    C.SHIP: {S.STOCK_LOCKED: S.SHIPPED, S.PARTIALLY_SHIPPED: S.SHIPPED},
+    C.SHIP_PART: {S.STOCK_LOCKED: S.PARTIALLY_SHIPPED, S.PARTIALLY_SHIPPED: S.PARTIALLY_SHIPPED},
+    C.IN_TRANSIT: {
+        S.SHIPPED: S.IN_TRANSIT,
+        S.IN_TRANSIT: S.IN_TRANSIT,
+        S.PARTIALLY_SHIPPED: S.PARTIALLY_SHIPPED,
+    },
     C.DELIVER: {S.SHIPPED: S.DELIVERED, S.IN_TRANSIT: S.DELIVERED},
+    C.DELIVER_PART: {
+        S.SHIPPED: S.IN_TRANSIT,
+        S.IN_TRANSIT: S.IN_TRANSIT,
+        S.PARTIALLY_SHIPPED: S.PARTIALLY_SHIPPED,
+    },
     C.CONFIRM_RECEIPT: {S.DELIVERED: S.COMPLETED},
     C.AUTO_COMPLETE: {S.DELIVERED: S.COMPLETED},
     C.CANCEL: {
@@ -68,7 +90,12 @@ TRANSITIONS: dict[C, dict[S, S]] = {
     C.REASSIGN_WAREHOUSE: {S.STOCK_LOCKED: S.STOCK_LOCKED, S.EXCEPTION: S.STOCK_LOCKED},
     C.RESOLVE_EXCEPTION: _stay(S.EXCEPTION),
     C.RETRY: {S.EXCEPTION: S.PAID},
-    C.MARK_SHIPPED: {S.PAID: S.SHIPPED, S.STOCK_LOCKED: S.SHIPPED, S.EXCEPTION: S.SHIPPED},
+    C.MARK_SHIPPED: {
+        S.PAID: S.SHIPPED,
+        S.STOCK_LOCKED: S.SHIPPED,
+        S.EXCEPTION: S.SHIPPED,
+        S.PARTIALLY_SHIPPED: S.SHIPPED,
+    },
 }
 
 # Why a status refuses commands, said once per status; command-specific wording overrides it.
@@ -76,6 +103,7 @@ _STATUS_REASONS: dict[S, str] = {
     S.PENDING_PAYMENT: "the order is not paid yet",
     S.PAID: "stock for the order is not locked yet",
     S.STOCK_LOCKED: "the order has not shipped yet",
+    S.PARTIALLY_SHIPPED: "part of the order has already shipped",
     S.SHIPPED: "the order has already shipped",
     S.IN_TRANSIT: "the order has already shipped and is in transit",
     S.DELIVERED: "the order has already been delivered",
@@ -84,7 +112,7 @@ _STATUS_REASONS: dict[S, str] = {
     S.EXCEPTION: "the order is in exception and needs an operator to resolve it first",
 }
 
-_AFTER_SHIPMENT = (S.SHIPPED, S.IN_TRANSIT, S.DELIVERED)
+_AFTER_SHIPMENT = (S.PARTIALLY_SHIPPED, S.SHIPPED, S.IN_TRANSIT, S.DELIVERED)
 
 REFUSALS: dict[tuple[C, S], str] = {
     **{(C.PAY, s): "the order is already paid" for s in (S.PAID, S.STOCK_LOCKED, S.EXCEPTION)},
@@ -99,6 +127,7 @@ REFUSALS: dict[tuple[C, S], str] = {
     (C.CONFIRM_RECEIPT, S.STOCK_LOCKED): "the order has not been delivered yet",
     (C.CONFIRM_RECEIPT, S.SHIPPED): "the order has not been delivered yet",
     (C.CONFIRM_RECEIPT, S.IN_TRANSIT): "the order has not been delivered yet",
+    (C.CONFIRM_RECEIPT, S.PARTIALLY_SHIPPED): "the order has not been delivered yet",
     (C.IN_TRANSIT, S.STOCK_LOCKED): "the order has not shipped yet",
     (C.DELIVER, S.STOCK_LOCKED): "the order has not shipped yet",
     (C.IN_TRANSIT, S.DELIVERED): "the order was already delivered",

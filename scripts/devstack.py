@@ -30,9 +30,39 @@ from workflows.search_attributes import cli_flags
 ROOT = Path(__file__).resolve().parents[1]
 
 
-WAREHOUSES = {"WH-SZ": "Shenzhen", "WH-LA": "Los Angeles", "WH-FRA": "Frankfurt"}
-
 # (warehouse, sku, on_hand): written only where no stock row exists, so a restart keeps counted stock.
+# Where each demo warehouse ships, at what cost (USD per parcel) and how many days.
+DEMO_WAREHOUSES: dict[str, dict[str, Any]] = {
+    "WH-SZ": {
+        "name": "Shenzhen",
+        "country": "CN",
+        "daily_capacity": 2000,
+        "shipping": {
+            region: {"cost": cost, "days": days}
+            for region, cost, days in [
+                ("asia", "2.50", 4),
+                ("na", "4.80", 12),
+                ("eu", "4.20", 10),
+                ("latam", "6.90", 18),
+                ("oceania", "4.50", 10),
+                ("mea", "6.00", 15),
+            ]
+        },
+    },
+    "WH-LA": {
+        "name": "Los Angeles",
+        "country": "US",
+        "daily_capacity": 300,
+        "shipping": {"na": {"cost": "5.90", "days": 3}, "latam": {"cost": "9.50", "days": 7}},
+    },
+    "WH-FRA": {
+        "name": "Frankfurt",
+        "country": "DE",
+        "daily_capacity": 250,
+        "shipping": {"eu": {"cost": "4.90", "days": 3}, "mea": {"cost": "8.90", "days": 6}},
+    },
+}
+
 DEMO_STOCK: list[tuple[str, str, int]] = [
     ("WH-SZ", "CASE-IP15-CLR", 1200),  # iPhone 15 clear case
     ("WH-SZ", "CASE-S24-BLK", 800),  # Galaxy S24 matte black case
@@ -269,6 +299,9 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
 
 async def load_demo_stock(http: httpx.AsyncClient) -> None:
     added = 0
+    for code, description in DEMO_WAREHOUSES.items():
+        if (await http.get(f"/warehouses/{code}")).status_code == 404:
+            (await http.put(f"/warehouses/{code}", json=description)).raise_for_status()
     for warehouse, sku, on_hand in DEMO_STOCK:
         url = f"/inventory/{warehouse}/{sku}"
         found = await http.get(url)
@@ -278,7 +311,9 @@ async def load_demo_stock(http: httpx.AsyncClient) -> None:
         else:
             found.raise_for_status()
     kept = len(DEMO_STOCK) - added
-    print(f"devstack: demo stock in {', '.join(WAREHOUSES)}: {added} rows added, {kept} kept", flush=True)
+    print(
+        f"devstack: demo stock in {', '.join(DEMO_WAREHOUSES)}: {added} rows added, {kept} kept", flush=True
+    )
 
 
 def banner(config: DevConfig) -> str:

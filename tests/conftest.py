@@ -141,7 +141,13 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 def make_settings(**overrides: Any) -> Settings:
-    values: dict[str, Any] = {"task_queue": f"orders-{uuid.uuid4().hex[:8]}", **overrides}
+    """Settings for one test: its own task queue, and the fixed payment hold (5 days) unless the
+    test is about the hold chosen from stock pressure."""
+    values: dict[str, Any] = {
+        "task_queue": f"orders-{uuid.uuid4().hex[:8]}",
+        "payment_hold_rule": "fixed",
+        **overrides,
+    }
     return Settings(**values)
 
 

@@ -64,11 +64,7 @@ def payment_for(placed: PlaceOrder, payment_id: str = "pay_1") -> ConfirmPayment
 
 
 def policy_of(settings: Settings) -> OrderPolicy:
-    return OrderPolicy(
-        payment_hold=settings.payment_hold,
-        ship_within=settings.ship_within,
-        confirm_window=settings.confirm_window,
-    )
+    return settings.order_policy()
 
 
 async def start_order(
@@ -82,6 +78,7 @@ async def start_order(
         task_queue=settings.task_queue,
     )
     STARTED.append(handle)
+    await handle.execute_update(OrderWorkflow.placed)  # stock reserved, payment deadline set
     return handle
 
 

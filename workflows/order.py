@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -31,13 +31,15 @@ with workflow.unsafe.imports_passed_through():
         RecordPayment,
         RecordRefund,
         ReleaseStock,
-        RelockStock,
         RequestShipment,
+        Reservation,
+        ReserveStock,
         ShipStock,
         StockLock,
     )
     from domain.models import (
         TERMINAL_STATUSES,
+        Address,
         CancelOrder,
         ConfirmPayment,
         ConfirmReceipt,
@@ -45,33 +47,30 @@ with workflow.unsafe.imports_passed_through():
         OrderStatus,
         OrderView,
         PaymentInfo,
-        ShipmentInfo,
+        RestockCheck,
         StartOrder,
         TimelineEvent,
         TrackingUpdate,
     )
     from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
     from domain.operator import Action, OperatorAction, action_refusal, missing_params
-    from domain.policy import MAX_PAYMENT_HOLD
+    from domain.policy import MAX_PAYMENT_HOLD, payment_hold_for
+    from domain.priority import order_priority
     from domain.transitions import Command, Refused, next_status, refusal
 
+    from workflows import presentation
     from workflows import search_attributes as sa
+    from workflows.parcels import Parcel, Parcels
 
 S = OrderStatus
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A step that still fails after these attempts puts the order in exception for an operator to retry.
 STEP_RETRY = RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(minutes=2))
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
-_REMINDER_NAMES = ("plain reminder", "offer of help", "incentive")
-_AWAITING_SHIPMENT = (S.PAID, S.STOCK_LOCKED, S.EXCEPTION)
 
 
 def _refuse(reason: str) -> ApplicationError:
     return ApplicationError(reason, type="Refused", non_retryable=True)
-
-
-def _hours(delta: timedelta) -> str:
-    return f"{int(delta.total_seconds() // 3600)} h"
 
 
 class StepFailed(Exception):
@@ -99,20 +98,21 @@ class OrderWorkflow:
         self._id = start.order_id
         self._order = start.order
         self._policy = start.policy
+        self._priority = order_priority(start.order, start.policy.ship_within)
         self._status = S.PENDING_PAYMENT
         self._created_at = workflow.now()
         self._updated_at = self._created_at
         self._status_since = self._created_at
+        self._placed = False
         self._timeline: list[TimelineEvent] = []
         self._timers: dict[str, datetime] = {}
         self._inbox: list[_Job] = []
         self._notifications: list[asyncio.Task[None]] = []
         self._payment: PaymentInfo | None = None
-        self._shipment: ShipmentInfo | None = None
-        self._warehouse: str | None = None
+        self._parcels = Parcels()
         self._lock_generation = 0
-        self._shipment_requested = False
         self._payment_due_at: datetime | None = None
+        self._hold_why: str | None = None
         self._ship_by: datetime | None = None
         self._confirm_by: datetime | None = None
         self._ship_late = False
@@ -131,9 +131,11 @@ class OrderWorkflow:
         self._record(
             "placed",
             f"{order.channel} order {order.channel_order_id}: {len(order.lines)} line(s), "
-            f"total {order.total} {order.currency}",
+            f"total {order.total} {order.currency}; priority {self._priority.key} "
+            f"({', '.join(self._priority.why)})",
         )
-        self._arm_payment_timers()
+        await self._reserve_and_arm_payment_timers()
+        self._placed = True
         await self._publish()
         while self._status not in TERMINAL_STATUSES or self._inbox:
             await self._wait_for_work()
@@ -169,7 +171,9 @@ class OrderWorkflow:
             return
         with contextlib.suppress(TimeoutError):  # the deadline came: _fire_due_timers acts on it
             await workflow.wait_condition(
-                lambda: bool(self._inbox), timeout=timeout, timeout_summary=self._timer_label(name)
+                lambda: bool(self._inbox),
+                timeout=timeout,
+                timeout_summary=presentation.timer_label(name, self._policy),
             )
 
     async def _fire_due_timers(self) -> bool:
@@ -188,7 +192,7 @@ class OrderWorkflow:
                 self._ship_late = True
                 self._record(
                     "ship_deadline_missed",
-                    f"not shipped by {due.isoformat()} ({_hours(self._policy.ship_within)} "
+                    f"not shipped by {due.isoformat()} ({presentation.hours(self._policy.ship_within)} "
                     "after payment); still waiting for the warehouse",
                 )
             elif name == "confirm_by":
@@ -205,8 +209,8 @@ class OrderWorkflow:
             try:
                 if self._status == S.PAID:
                     await self._lock_stock()
-                elif self._status == S.STOCK_LOCKED and not self._shipment_requested:
-                    await self._request_shipment()
+                elif self._status in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) and self._parcels.to_request():
+                    await self._request_shipment(self._parcels.to_request()[0])
                 else:
                     break
             except StepFailed as failed:
@@ -217,6 +221,12 @@ class OrderWorkflow:
         return progressed
 
     # ------------------------------------------------------------------ updates from integrations
+    @workflow.update
+    async def placed(self) -> OrderView:
+        """The view once placement is done (stock reserved, payment deadline set): for the API."""
+        await workflow.wait_condition(lambda: self._placed)
+        return self._view()
+
     @workflow.update
     async def pay(self, payment: ConfirmPayment) -> OrderView:
         if self._payment and self._payment.payment_id == payment.payment_id:
@@ -242,8 +252,9 @@ class OrderWorkflow:
     @ship.validator
     def _validate_ship(self, shipment: ConfirmShipment) -> None:
         self._check(Command.SHIP)
-        if shipment.warehouse != self._warehouse:
-            raise _refuse(f"stock for this order is locked in {self._warehouse}, not in {shipment.warehouse}")
+        parcel, reason = self._parcels.for_shipment(shipment.warehouse)
+        if parcel is None:
+            raise _refuse(reason or "no parcel to ship")
 
     @workflow.update
     async def track(self, update: TrackingUpdate) -> OrderView:
@@ -251,7 +262,12 @@ class OrderWorkflow:
 
     @track.validator
     def _validate_track(self, update: TrackingUpdate) -> None:
-        self._check(Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT)
+        self._check(Command.DELIVER_PART if update.status == "delivered" else Command.IN_TRANSIT)
+        parcel, reason = self._parcels.for_tracking(update.tracking_number)
+        if parcel is None:
+            raise _refuse(reason or "no parcel to track")
+        if parcel.status == "delivered":
+            raise _refuse(f"the parcel {parcel.tracking_number} was already delivered")
 
     @workflow.update
     async def confirm_receipt(self, _: ConfirmReceipt) -> OrderView:
@@ -269,6 +285,16 @@ class OrderWorkflow:
     @cancel.validator
     def _validate_cancel(self, request: CancelOrder) -> None:
         self._check(Command.CANCEL)
+
+    @workflow.update
+    async def restock(self, _: RestockCheck) -> OrderView:
+        """Stock may have arrived for an out-of-stock order: try its lock now (called in priority order)."""
+        return await self._submit("restock", self._try_restock)
+
+    @restock.validator
+    def _validate_restock(self, _: RestockCheck) -> None:
+        if self._status != S.EXCEPTION or self._exception_reason != "out_of_stock":
+            raise _refuse("the order is not waiting for stock")
 
     # ------------------------------------------------------------------ operator actions
     @workflow.update
@@ -304,6 +330,38 @@ class OrderWorkflow:
         return self._view()
 
     # ------------------------------------------------------------------ steps
+    async def _reserve_and_arm_payment_timers(self) -> None:
+        """Reserve stock for the unpaid order and choose its payment hold from the stock pressure."""
+        order = self._order
+        try:
+            reservation: Reservation = await self._step(
+                "reserve_stock",
+                InventoryActivities.reserve_stock,
+                ReserveStock(
+                    order_id=self._id,
+                    lines=order.lines,
+                    destination=order.shipping_address.country,
+                    reserve=self._policy.reserve_stock,
+                ),
+                "reserve stock for the unpaid order",
+            )
+        except StepFailed as failed:
+            reservation = Reservation(reserved=False)
+            self._record("reservation_failed", f"{failed}; the order waits unreserved")
+        if self._policy.reserve_stock and reservation.reserved:
+            where = "; ".join(Parcel(p.warehouse, p.lines).describe() for p in reservation.parts)
+            self._record("stock_reserved", where)
+        elif self._policy.reserve_stock:
+            self._record("stock_not_reserved", "not enough stock to reserve; it is allocated on payment")
+        hold, why = payment_hold_for(self._policy, reservation.scarce, reservation.tight)
+        self._hold_why = why
+        for number, offset in enumerate(self._policy.reminder_offsets, start=1):
+            if offset < hold:
+                self._timers[f"payment_reminder_{number}"] = self._created_at + offset
+        self._payment_due_at = self._created_at + hold
+        self._timers["payment_timeout"] = self._payment_due_at
+        self._record("payment_due", f"by {self._payment_due_at.isoformat()}: {why}")
+
     async def _do_pay(self, payment: ConfirmPayment) -> None:
         self._move(Command.PAY, dry_run=True)
         try:
@@ -332,99 +390,123 @@ class OrderWorkflow:
         self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
         await self._publish()
 
-    async def _request_lock(self, summary: str) -> StockLock:
+    async def _request_lock(
+        self, summary: str, warehouse: str | None = None, generation: int = 0
+    ) -> StockLock:
         lock: StockLock = await self._step(
             "lock_stock",
             InventoryActivities.lock_stock,
-            LockStock(order_id=self._id, lines=self._order.lines, generation=self._lock_generation),
+            LockStock(
+                order_id=self._id,
+                lines=self._order.lines,
+                destination=self._order.shipping_address.country,
+                generation=generation,
+                warehouse=warehouse,
+            ),
             summary,
         )
         return lock
 
     async def _lock_stock(self) -> None:
-        lock = await self._request_lock("lock stock")
-        if not lock.locked:
-            self._move(Command.STOCK_SHORT)
-            self._exception_reason = "out_of_stock"
-            short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
-            self._record(
-                "out_of_stock",
-                f"not enough stock in any one warehouse ({short or 'split across warehouses'}); "
-                "nothing locked",
-            )
+        lock = await self._request_lock("allocate and lock stock", generation=self._lock_generation)
+        if lock.locked:
+            self._placed_in(lock, Command.LOCK_STOCK)
             return
-        self._warehouse = lock.warehouse
-        self._move(Command.LOCK_STOCK)
-        self._exception_reason = None
-        self._record("stock_locked", f"all lines locked in {lock.warehouse}")
+        self._move(Command.STOCK_SHORT)
+        self._exception_reason = "out_of_stock"
+        self._waiting_for_restock = True  # restock resolves it by itself; an operator may cancel
+        self._timers["restock_check"] = workflow.now() + self._policy.restock_check_every
+        short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
+        advice = "; ".join(s.detail for s in lock.suggestions)
+        self._record("out_of_stock", f"short: {short or 'nothing to ship from'}; nothing locked. {advice}")
 
-    async def _request_shipment(self) -> None:
-        assert self._warehouse is not None
+    def _placed_in(self, lock: StockLock, command: Command) -> None:
+        self._parcels = Parcels.from_parts(lock.parts)
+        self._waiting_for_restock = False
+        self._exception_reason = None
+        self._timers.pop("restock_check", None)
+        self._move(command)
+        split = f" (split into {len(lock.parts)} parcels)" if len(lock.parts) > 1 else ""
+        where = "; ".join(p.describe() for p in self._parcels.active)
+        self._record("stock_locked", f"{where}{split}")
+
+    async def _request_shipment(self, parcel: Parcel) -> None:
         assert self._ship_by is not None
         await self._step(
             "request_shipment",
             OrderActivities.request_shipment,
             RequestShipment(
                 order_id=self._id,
-                warehouse=self._warehouse,
-                lines=self._order.lines,
+                warehouse=parcel.warehouse,
+                lines=[
+                    self._order.lines[item.line_no].model_copy(update={"quantity": item.quantity})
+                    for item in parcel.lines
+                ],
                 address=self._order.shipping_address,
                 ship_by=self._ship_by,
             ),
-            f"ask {self._warehouse} to ship",
+            f"ask {parcel.warehouse} to ship",
         )
-        self._shipment_requested = True
-        self._record("shipment_requested", f"{self._warehouse} to ship by {self._ship_by.isoformat()}")
+        parcel.status = "requested"
+        self._record("shipment_requested", f"{parcel.describe()}, by {self._ship_by.isoformat()}")
 
     async def _try_restock(self) -> None:
-        """Waiting for restock: try the lock again; if still short, look again later."""
-        lock = await self._request_lock("lock stock after restock")
+        """Out of stock: try the lock again; if still short, look again later."""
+        if self._status != S.EXCEPTION or self._exception_reason != "out_of_stock":
+            return
+        lock = await self._request_lock("lock stock after restock", generation=self._lock_generation)
         if not lock.locked:
             self._timers["restock_check"] = workflow.now() + self._policy.restock_check_every
             return
-        self._warehouse = lock.warehouse
-        self._waiting_for_restock = False
-        self._exception_reason = None
-        self._move(Command.RESTOCKED)
-        self._record("stock_locked", f"restocked: all lines locked in {lock.warehouse}")
+        self._placed_in(lock, Command.RESTOCKED)
 
     async def _do_ship(self, shipment: ConfirmShipment) -> None:
-        self._move(Command.SHIP, dry_run=True)
-        await self._activity(
-            InventoryActivities.ship_stock,
-            ShipStock(order_id=self._id, warehouse=shipment.warehouse),
-            f"deduct shipped stock in {shipment.warehouse}",
-        )
-        await self._shipped(Command.SHIP, shipment.carrier, shipment.tracking_number, shipment.warehouse)
+        parcel, reason = self._parcels.for_shipment(shipment.warehouse)
+        if parcel is None:
+            raise Refused(reason or "no parcel to ship")
+        command = self._parcels.ship_command(parcel)
+        self._move(command, dry_run=True)
+        await self._ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
+        self._move(command)
 
-    async def _shipped(self, command: Command, carrier: str, tracking_number: str, warehouse: str) -> None:
-        if self._shipment_requested:
+    async def _ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
+        """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
+        if parcel.lines:
+            await self._activity(
+                InventoryActivities.ship_stock,
+                ShipStock(order_id=self._id, warehouse=parcel.warehouse),
+                f"deduct shipped stock in {parcel.warehouse}",
+            )
+        if parcel.status == "requested" and parcel.lines:
             await self._activity(
                 OrderActivities.close_shipment_request,
-                ShipStock(order_id=self._id, warehouse=warehouse),
-                f"close the shipment request to {warehouse}",
+                ShipStock(order_id=self._id, warehouse=parcel.warehouse),
+                f"close the shipment request to {parcel.warehouse}",
             )
-        self._move(command)
-        self._shipment = ShipmentInfo(
-            carrier=carrier, tracking_number=tracking_number, warehouse=warehouse, shipped_at=workflow.now()
-        )
-        self._timers.pop("ship_by", None)
-        self._timers.pop("restock_check", None)
-        self._waiting_for_restock = False
-        self._exception_reason = None
-        self._record("shipped", f"{carrier} {tracking_number} from {warehouse}")
-        self._notify(NotificationKind.ORDER_SHIPPED)
+        parcel.status, parcel.carrier, parcel.tracking_number = "shipped", carrier, tracking_number
+        parcel.shipped_at = workflow.now()
+        if not self._parcels.unshipped():
+            self._timers.pop("ship_by", None)
+        self._record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
+        self._notify(NotificationKind.ORDER_SHIPPED, parcel)
 
     async def _do_track(self, update: TrackingUpdate) -> None:
+        parcel, reason = self._parcels.for_tracking(update.tracking_number)
+        if parcel is None:
+            raise Refused(reason or "no parcel to track")
         carrier_time = f"carrier time {update.at.isoformat()}"
-        detail = f"{update.detail} ({carrier_time})" if update.detail else carrier_time
+        detail = f"{parcel.tracking_number}: {update.detail + ' ' if update.detail else ''}({carrier_time})"
         if update.status == "in_transit":
             self._move(Command.IN_TRANSIT)
+            parcel.status = "in_transit"
             self._record("in_transit", detail)
             return
-        self._move(Command.DELIVER)
-        self._confirm_by = workflow.now() + self._policy.confirm_window
-        self._timers["confirm_by"] = self._confirm_by
+        command = self._parcels.deliver_command(parcel)
+        self._move(command)
+        parcel.status, parcel.delivered_at = "delivered", workflow.now()
+        if command == Command.DELIVER:
+            self._confirm_by = workflow.now() + self._policy.confirm_window
+            self._timers["confirm_by"] = self._confirm_by
         self._record("delivered", detail)
 
     async def _do_confirm_receipt(self) -> None:
@@ -435,13 +517,13 @@ class OrderWorkflow:
     async def _cancel(self, reason: str, command: Command) -> None:
         """Cancel with compensation in reverse order of what was done: stock first, then money."""
         self._move(command, dry_run=True)
-        if self._warehouse is not None:
-            released = await self._activity(
-                InventoryActivities.release_stock, ReleaseStock(order_id=self._id), "release stock"
-            )
-            self._record("stock_released", f"{released} unit(s) locked in {self._warehouse} released")
-        if self._shipment_requested and self._warehouse is not None:
-            await self._cancel_shipment_request(self._warehouse, reason)
+        released = await self._activity(
+            InventoryActivities.release_stock, ReleaseStock(order_id=self._id), "release stock"
+        )
+        if released:
+            self._record("stock_released", f"{released} unit(s) reserved or locked for the order released")
+        for parcel in self._parcels.requested():
+            await self._withdraw(parcel, reason)
         if self._payment is not None:
             refund_id = await self._activity(
                 OrderActivities.record_refund,
@@ -466,14 +548,14 @@ class OrderWorkflow:
         self._record("cancelled", reason)
         self._notify(NotificationKind.ORDER_CANCELLED)
 
-    async def _cancel_shipment_request(self, warehouse: str, reason: str) -> None:
+    async def _withdraw(self, parcel: Parcel, reason: str) -> None:
         await self._activity(
             OrderActivities.cancel_shipment_request,
-            CancelShipmentRequest(order_id=self._id, warehouse=warehouse, reason=reason),
-            f"withdraw the shipment request to {warehouse}",
+            CancelShipmentRequest(order_id=self._id, warehouse=parcel.warehouse, reason=reason),
+            f"withdraw the shipment request to {parcel.warehouse}",
         )
-        self._shipment_requested = False
-        self._record("shipment_request_withdrawn", f"{warehouse}: {reason}")
+        parcel.status = "withdrawn"
+        self._record("shipment_request_withdrawn", f"{parcel.warehouse}: {reason}")
 
     # ------------------------------------------------------------------ operator steps
     async def _do_operate(self, request: OperatorAction, action_id: str) -> None:
@@ -517,14 +599,7 @@ class OrderWorkflow:
         elif action == Action.MARK_SHIPPED:
             assert params.carrier is not None
             assert params.tracking_number is not None
-            warehouse = self._warehouse or "outside orderflow"
-            if self._warehouse is not None:  # our stock left with the parcel
-                await self._activity(
-                    InventoryActivities.ship_stock,
-                    ShipStock(order_id=self._id, warehouse=self._warehouse),
-                    f"deduct shipped stock in {self._warehouse}",
-                )
-            await self._shipped(Command.MARK_SHIPPED, params.carrier, params.tracking_number, warehouse)
+            await self._mark_shipped(params.carrier, params.tracking_number)
         elif action == Action.NOTE:
             detail = params.text or ""
         self._record(
@@ -544,6 +619,18 @@ class OrderWorkflow:
             ),
             "write audit trail",
         )
+
+    async def _mark_shipped(self, carrier: str, tracking_number: str) -> None:
+        """A parcel left outside orderflow: every parcel not yet shipped goes with it."""
+        self._move(Command.MARK_SHIPPED, dry_run=True)
+        if not self._parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
+            self._parcels = Parcels([Parcel("outside orderflow", [])])
+        for parcel in self._parcels.unshipped():
+            await self._ship_parcel(parcel, carrier, tracking_number)
+        self._move(Command.MARK_SHIPPED)
+        self._waiting_for_restock = False
+        self._exception_reason = None
+        self._timers.pop("restock_check", None)
 
     def _release_hold(self) -> str:
         """Deadlines that fell due during the hold are handled once, as the docs describe."""
@@ -570,9 +657,9 @@ class OrderWorkflow:
             self._timers["confirm_by"] = self._confirm_by
         return f"held for {held}"
 
-    async def _change_address(self, address: Any) -> str:
+    async def _change_address(self, address: Address) -> str:
         self._order = self._order.model_copy(update={"shipping_address": address})
-        if self._shipment_requested:
+        if self._parcels.requested():
             await self._activity(
                 OrderActivities.change_shipment_address,
                 ChangeShipmentAddress(order_id=self._id, address=address),
@@ -581,60 +668,45 @@ class OrderWorkflow:
         return f"ship to {address.line1}, {address.postal_code} {address.city}, {address.country}"
 
     async def _reassign(self, warehouse: str) -> str:
-        old = self._warehouse
+        old = self._parcels.label
         generation = self._lock_generation + 1
-        lock = await self._activity(
-            InventoryActivities.relock_stock,
-            RelockStock(
-                order_id=self._id, lines=self._order.lines, warehouse=warehouse, generation=generation
-            ),
-            f"lock stock in {warehouse}",
+        lock = await self._request_lock(
+            f"lock stock in {warehouse}", warehouse=warehouse, generation=generation
         )
         if not lock.locked:
             short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
             raise Refused(f"{warehouse} cannot fill every line ({short}); stock stays where it was")
         self._lock_generation = generation
-        if self._shipment_requested and old is not None:
-            await self._cancel_shipment_request(old, f"moved to {warehouse}")
-        self._warehouse = warehouse
-        self._waiting_for_restock = False
-        self._timers.pop("restock_check", None)
-        self._exception_reason = None
-        self._move(Command.REASSIGN_WAREHOUSE)
+        for parcel in self._parcels.requested():
+            await self._withdraw(parcel, f"moved to {warehouse}")
+        self._placed_in(lock, Command.REASSIGN_WAREHOUSE)
         return f"stock moved from {old or 'nowhere'} to {warehouse}"
 
     # ------------------------------------------------------------------ helpers
-    def _arm_payment_timers(self) -> None:
-        hold = self._policy.payment_hold
-        for number, offset in enumerate(self._policy.reminder_offsets, start=1):
-            if offset < hold:
-                self._timers[f"payment_reminder_{number}"] = self._created_at + offset
-        self._payment_due_at = self._created_at + hold
-        self._timers["payment_timeout"] = self._payment_due_at
-
     def _send_reminder(self, number: int) -> None:
         offset = self._policy.reminder_offsets[number - 1]
         self._reminders_sent += 1
         self._record(
             "payment_reminder",
-            f"reminder {number} of {len(self._policy.reminder_offsets)} ({_hours(offset)}): "
-            f"{_REMINDER_NAMES[number - 1]} sent to {self._order.customer.email}",
+            f"reminder {number} of {len(self._policy.reminder_offsets)} ({presentation.hours(offset)}): "
+            f"{presentation.REMINDER_NAMES[number - 1]} sent to {self._order.customer.email}",
         )
         self._notify(PAYMENT_REMINDERS[number - 1])
 
-    def _notify(self, kind: NotificationKind) -> None:
+    def _notify(self, kind: NotificationKind, parcel: Parcel | None = None) -> None:
         """Customer mail runs beside the order: a slow mail server never holds the order up."""
         notify = Notify(
             order_id=self._id,
             kind=kind,
+            reference=parcel.warehouse if parcel and len(self._parcels.active) > 1 else None,
             customer=self._order.customer,
             channel_order_id=self._order.channel_order_id,
             lines=self._order.lines,
             total=self._order.total,
             currency=self._order.currency,
             cancel_reason=self._cancel_reason,
-            carrier=self._shipment.carrier if self._shipment else None,
-            tracking_number=self._shipment.tracking_number if self._shipment else None,
+            carrier=parcel.carrier if parcel else None,
+            tracking_number=parcel.tracking_number if parcel else None,
         )
 
         async def send() -> None:
@@ -664,44 +736,47 @@ class OrderWorkflow:
             "order_%s", kind, extra={"order_id": self._id, "status": self._status.value, "detail": detail}
         )
 
+    def _task_priority(self) -> Priority:
+        return Priority(priority_key=self._priority.key)
+
     async def _activity(self, method: Any, arg: Any, summary: str) -> Any:
         return await workflow.execute_activity_method(
-            method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, summary=summary
+            method,
+            arg,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            summary=summary,
+            priority=self._task_priority(),
         )
 
     async def _step(self, step: str, method: Any, arg: Any, summary: str) -> Any:
         """An automatic step with bounded retries: giving up raises StepFailed, not a hung order."""
         try:
             return await workflow.execute_activity_method(
-                method, arg, start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=STEP_RETRY, summary=summary
+                method,
+                arg,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=STEP_RETRY,
+                summary=summary,
+                priority=self._task_priority(),
             )
         except ActivityError as err:
             raise StepFailed(step, err.cause or err) from err
 
     async def _publish(self) -> None:
         """Project the view to the read model and show the Web UI where the order stands."""
-        workflow.set_current_details(self._describe())
-        self._upsert_search_attributes()
+        view = self._view()
+        next_timer = min(self._timers.items(), key=lambda item: item[1]) if self._timers else None
+        workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
+        self._upsert_search_attributes(presentation.search_attributes(view))
         await workflow.execute_local_activity_method(
             OrderActivities.project_order,
-            self._view(),
+            view,
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             summary="project order to read model",
         )
 
-    def _upsert_search_attributes(self) -> None:
-        wanted: dict[str, Any] = {
-            sa.ORDER_STATUS.name: self._status.value,
-            sa.CHANNEL.name: self._order.channel.value,
-            sa.DESTINATION_COUNTRY.name: self._order.shipping_address.country,
-            sa.WAREHOUSE.name: self._warehouse,
-            sa.CURRENCY.name: self._order.currency,
-            sa.EXCEPTION_REASON.name: self._exception_reason,
-            sa.ORDER_TOTAL.name: float(self._order.total),
-            sa.PAYMENT_DEADLINE.name: self._payment_due_at,
-            sa.SHIP_BY.name: self._ship_by if self._status in _AWAITING_SHIPMENT else None,
-            sa.ON_HOLD.name: self._held_since is not None,
-        }
+    def _upsert_search_attributes(self, wanted: dict[str, Any]) -> None:
+        """Upsert only what changed since the last time: fewer history events per order."""
         changed = {k: v for k, v in wanted.items() if self._published_attributes.get(k, ...) != v}
         if not changed:
             return
@@ -710,44 +785,6 @@ class OrderWorkflow:
             [keys[k].value_set(v) if v is not None else keys[k].value_unset() for k, v in changed.items()]
         )
         self._published_attributes.update(changed)
-
-    def _timer_label(self, name: str) -> str:
-        if name.startswith("payment_reminder_"):
-            number = int(name.rsplit("_", 1)[1])
-            offset = self._policy.reminder_offsets[number - 1]
-            total = len(self._policy.reminder_offsets)
-            labels = ("plain reminder", "offer of help", "incentive")
-            return f"payment reminder {number} of {total} ({_hours(offset)}): {labels[number - 1]}"
-        return {
-            "payment_timeout": "auto-cancel unpaid order",
-            "ship_by": "ship-by deadline",
-            "confirm_by": "auto-complete after confirmation window",
-            "restock_check": "check for restocked stock",
-        }.get(name, name)
-
-    def _describe(self) -> str:
-        """Markdown for the Web UI's current details: what the order waits for, and since when."""
-        waiting = {
-            S.PENDING_PAYMENT: f"payment from the buyer, due by {self._payment_due_at}",
-            S.PAID: "a stock lock",
-            S.STOCK_LOCKED: f"warehouse **{self._warehouse}** to ship, by {self._ship_by}",
-            S.SHIPPED: "the first carrier scan",
-            S.IN_TRANSIT: "delivery",
-            S.DELIVERED: f"the buyer to confirm receipt, or auto-completion at {self._confirm_by}",
-            S.EXCEPTION: f"an operator to resolve **{self._exception_reason}**"
-            + (" (waiting for restock)" if self._waiting_for_restock else ""),
-        }.get(self._status)
-        lines = [f"**{self._status.value}** since {self._status_since.isoformat()}"]
-        if waiting:
-            lines.append(f"Waiting for {waiting}.")
-        if self._held_since is not None:
-            lines.append(f"**On hold** since {self._held_since.isoformat()}: {self._hold_reason}")
-        if self._ship_late:
-            lines.append("Ship-by deadline missed.")
-        if self._timers and self._held_since is None:
-            name, due = min(self._timers.items(), key=lambda item: item[1])
-            lines.append(f"Next: {self._timer_label(name)} at {due.isoformat()}.")
-        return "\n\n".join(lines)
 
     def _view(self) -> OrderView:
         order = self._order
@@ -763,10 +800,13 @@ class OrderWorkflow:
             currency=order.currency,
             created_at=self._created_at,
             updated_at=self._updated_at,
-            warehouse=self._warehouse,
+            warehouse=self._parcels.label,
             payment=self._payment,
-            shipment=self._shipment,
+            shipments=self._parcels.views(),
+            priority=self._priority.key,
+            priority_why=self._priority.why,
             payment_due_at=self._payment_due_at,
+            hold_why=self._hold_why,
             ship_by=self._ship_by,
             confirm_by=self._confirm_by,
             ship_late=self._ship_late,

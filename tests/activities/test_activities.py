@@ -34,7 +34,7 @@ def test_a_retried_lock_activity_locks_once(engine: Engine) -> None:
     inventory.set_on_hand("WH-SZ", "CASE-IP15", 5)
     inventory.set_on_hand("WH-SZ", "USB-C-1M", 5)
     acts = InventoryActivities(inventory)
-    request = LockStock(order_id="ord_retry", lines=order().lines)
+    request = LockStock(order_id="ord_retry", lines=order().lines, destination="DE")
     env = ActivityEnvironment()
     first = env.run(acts.lock_stock, request)
     second = env.run(acts.lock_stock, request)

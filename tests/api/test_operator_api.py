@@ -129,8 +129,8 @@ async def test_batch_applies_each_order_independently(api: httpx.AsyncClient) ->
 
 
 async def test_stuck_lists_exceptions_and_holds_with_their_web_ui_link(api: httpx.AsyncClient) -> None:
+    await api.put("/inventory/WH-SZ/USB-C-1M", json={"on_hand": 0})  # before placing: nothing to reserve
     short = await _placed(api, "SG-S1")
-    await api.put("/inventory/WH-SZ/USB-C-1M", json={"on_hand": 0})
     await api.post(f"/orders/{short}/payment", json=PAYMENT)
     held = await _placed(api, "SG-S2")
     await api.post(f"/orders/{held}/actions/hold", json={"reason": "fraud check"})

@@ -218,25 +218,39 @@ async def _hold_release(rec: Recorder) -> Handle:
 
 
 async def _exception_restock(rec: Recorder) -> Handle:
-    """Paid while a SKU is short: exception out_of_stock, wait for restock, restocked, completed."""
+    """Paid while a SKU is short: exception out_of_stock, waits for restock by itself, locked on the
+    30-minute restock check after stock arrives, then shipped, delivered, completed."""
     rec.inventory.set_on_hand(WAREHOUSE, "USB-C-2M", 1)
     handle = await rec.start("exception_restock", [("CASE-IP15", 1, "12.50"), ("USB-C-2M", 3, "6.90")])
     view = await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
     _expect(view.exception_reason == "out_of_stock", f"exception {view.exception_reason}, not out_of_stock")
-    view = await handle.execute_update(
-        OrderWorkflow.operate,
-        _operator(Action.RESOLVE_EXCEPTION, "supplier delivers today", resolution="wait-for-restock"),
-    )
     _expect(view.waiting_for_restock, "the order is not waiting for restock")
-    # The first restock check runs at once and must still find the shelf short; only then restock,
-    # so the history holds the 30-minute restock timer firing, not a lucky first check.
-    await rec.until_completed(handle, "lock_stock", 2)
     rec.inventory.set_on_hand(WAREHOUSE, "USB-C-2M", 10)
     await rec.env.sleep(timedelta(minutes=31))  # restock_check_every is 30 min
     await rec.until(
         handle, "restock and shipment request", lambda v: v.timeline[-1].kind == "shipment_requested"
     )
     await _ship_deliver_confirm(handle)
+    return handle
+
+
+async def _split_order(rec: Recorder) -> Handle:
+    """No warehouse holds every line: two parcels, each shipped and tracked; completed when both arrive."""
+    rec.inventory.set_on_hand("WH-FRA", "MUG-BLUE", 5)
+    rec.inventory.set_on_hand("WH-LA", "TEE-L", 5)
+    handle = await rec.start("split_order", [("MUG-BLUE", 1, "9.90"), ("TEE-L", 2, "14.00")])
+    view = await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    _expect(len(view.shipments) == 2, f"{len(view.shipments)} parcels, not 2")
+    at = view.updated_at
+    for warehouse, tracking in (("WH-FRA", "DE0001112223"), ("WH-LA", "US0004445556")):
+        await handle.execute_update(
+            OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number=tracking, warehouse=warehouse)
+        )
+    for tracking in ("DE0001112223", "US0004445556"):
+        await handle.execute_update(
+            OrderWorkflow.track, TrackingUpdate(status="delivered", at=at, tracking_number=tracking)
+        )
+    await handle.execute_update(OrderWorkflow.confirm_receipt, ConfirmReceipt())
     return handle
 
 
@@ -254,6 +268,7 @@ PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "hold_release": _hold_release,
     "exception_restock": _exception_restock,
     "cancel_after_payment": _cancel_after_payment,
+    "split_order": _split_order,
 }
 EXPECTED_END = {
     "unpaid_cancelled": OrderStatus.CANCELLED,

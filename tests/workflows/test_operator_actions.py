@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.gateway import OrderGateway
 from core.config import Settings
 from domain.effects import StockLevel
-from domain.models import Address, OrderStatus, OrderView, TimelineEvent, TrackingUpdate
+from domain.models import Address, OrderStatus, OrderView, RestockCheck, TimelineEvent, TrackingUpdate
 from domain.operator import Action, ActionParams, OperatorAction
 from services.audit import AuditService
 from services.inventory import InventoryService
@@ -211,15 +211,13 @@ async def test_shipped_order_refuses_cancel_address_and_reassign_and_mark_shippe
         tracking_number="JD0146000012",
     )
     assert shipped.status == OrderStatus.SHIPPED
-    assert shipped.shipment is not None
-    assert (shipped.shipment.carrier, shipped.shipment.tracking_number, shipped.shipment.warehouse) == (
-        "DHL",
-        "JD0146000012",
-        "WH-SZ",
-    )
+    assert [(s.carrier, s.tracking_number, s.warehouse, s.status) for s in shipped.shipments] == [
+        ("DHL", "JD0146000012", "WH-SZ", "shipped")
+    ]
     assert level(engine, "WH-SZ", "CASE-IP15") == (8, 0, 8)
     assert level(engine, "WH-SZ", "USB-C-1M") == (9, 0, 9)
     assert [e.kind for e in shipped.timeline][-2:] == ["shipped", "operator_mark_shipped"]
+    assert kinds(shipped, "shipped")[0].detail == "DHL JD0146000012: 2 x CASE-IP15, 1 x USB-C-1M from WH-SZ"
 
     cancel = await refused_without_trace(handle, Action.CANCEL)
     assert "already shipped" in cancel
@@ -277,19 +275,27 @@ async def test_reassign_warehouse_moves_the_lock_all_or_nothing(dev: Env) -> Non
     assert level(engine, "WH-DE", "USB-C-1M") == (4, 1, 3)
     requests = {r.warehouse: r.status for r in ShipmentService(engine).for_order(order_id)}
     assert requests == {"WH-SZ": "cancelled", "WH-DE": "requested"}
-    assert [e.kind for e in moved.timeline][-3:] == [
+    assert [e.kind for e in moved.timeline][len(paid.timeline) :] == [
         "shipment_request_withdrawn",
+        "stock_locked",
         "operator_reassign_warehouse",
         "shipment_requested",
     ]
+    assert kinds(moved, "shipment_request_withdrawn")[0].detail == "WH-SZ: moved to WH-DE"
+    assert kinds(moved, "stock_locked")[-1].detail == "2 x CASE-IP15, 1 x USB-C-1M from WH-DE"
     assert kinds(moved, "operator_reassign_warehouse")[0].detail == (
         f"{OPERATOR}: WH-SZ is closed for inventory (stock moved from WH-SZ to WH-DE)"
     )
-    assert moved.timeline[-1].detail.startswith("WH-DE to ship by")
+    assert paid.ship_by is not None
+    assert moved.timeline[-1].detail == (
+        f"2 x CASE-IP15, 1 x USB-C-1M from WH-DE, by {paid.ship_by.isoformat()}"
+    )
+    assert [(s.warehouse, s.status) for s in moved.shipments] == [("WH-DE", "requested")]
 
     shipped = await operate(handle, Action.MARK_SHIPPED, "sent", carrier="DPD", tracking_number="DPD-0001234")
-    assert shipped.shipment is not None
-    assert shipped.shipment.warehouse == "WH-DE"
+    assert [(s.warehouse, s.status, s.tracking_number) for s in shipped.shipments] == [
+        ("WH-DE", "shipped", "DPD-0001234")
+    ]
     assert level(engine, "WH-DE", "CASE-IP15") == (3, 0, 3)
     assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 10)
 
@@ -299,13 +305,24 @@ async def test_reassign_back_to_the_first_warehouse_asks_it_to_ship_again(dev: E
     stock(engine, "WH-DE", {"CASE-IP15": 5, "USB-C-1M": 5})
     placed = order()
     handle = await start_order(client, settings, placed)
-    await handle.execute_update(OrderWorkflow.pay, payment_for(placed))
-    # sorted codes: WH-DE comes first and holds every line
-    await operate(handle, Action.REASSIGN_WAREHOUSE, "closer to the buyer", warehouse="WH-SZ")
+    paid = await handle.execute_update(OrderWorkflow.pay, payment_for(placed))
+    assert paid.warehouse == "WH-DE"  # it holds every line and ships to the buyer's country
+    away = await operate(handle, Action.REASSIGN_WAREHOUSE, "closer to the buyer", warehouse="WH-SZ")
+    assert away.warehouse == "WH-SZ"
+    assert level(engine, "WH-DE", "CASE-IP15") == (5, 0, 5)
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 2, 8)
     back = await operate(handle, Action.REASSIGN_WAREHOUSE, "WH-SZ has no courier today", warehouse="WH-DE")
     assert back.warehouse == "WH-DE"
     assert level(engine, "WH-DE", "CASE-IP15") == (5, 2, 3)
-    assert kinds(back, "shipment_requested")[-1].detail.startswith("WH-DE")
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 10)
+    assert [e.detail for e in kinds(back, "shipment_request_withdrawn")] == [
+        "WH-DE: moved to WH-SZ",
+        "WH-SZ: moved to WH-DE",
+    ]
+    assert kinds(back, "shipment_requested")[-1].detail.startswith(
+        "2 x CASE-IP15, 1 x USB-C-1M from WH-DE, by "
+    )
+    assert [(s.warehouse, s.status) for s in back.shipments] == [("WH-DE", "requested")]
     pending = [r.order_id for r in ShipmentService(engine).pending("WH-DE")]
     assert pending == [back.order_id], "the warehouse holding the stock was never asked to ship"
 
@@ -396,8 +413,10 @@ async def test_web_ui_finds_stuck_orders_and_shows_what_they_wait_for(dev: Env) 
     held: Handle = client.get_workflow_handle_for(OrderWorkflow.run, f"order-{unpaid.order_id}")
     STARTED.extend([stuck, held])
 
+    assert [e.kind for e in short.timeline] == ["placed", "stock_not_reserved", "payment_due"]
     paid = await stuck.execute_update(OrderWorkflow.pay, payment_for(short_order))
     assert (paid.status, paid.exception_reason) == (OrderStatus.EXCEPTION, "out_of_stock")
+    assert paid.waiting_for_restock  # nobody has to act for it to lock when stock arrives
     await operate(held, Action.HOLD, "waiting for the buyer's VAT number")
 
     queue = f'TaskQueue="{settings.task_queue}"'
@@ -425,7 +444,9 @@ async def test_web_ui_finds_stuck_orders_and_shows_what_they_wait_for(dev: Env) 
     assert paid.status_since is not None
     details = await current_details(stuck)
     assert details.startswith(f"**exception** since {paid.status_since.isoformat()}")
-    assert "Waiting for an operator to resolve **out_of_stock**." in details
+    assert "Waiting for an operator to resolve **out_of_stock** (waiting for restock)." in details
+    next_check = paid.status_since + settings.order_policy().restock_check_every
+    assert f"Next: check for restocked stock at {next_check.isoformat()}." in details
 
     held_description = await held.describe()
     assert await held_description.static_summary() == "shopify order #A-1001: 29.90 USD to DE"
@@ -447,9 +468,23 @@ async def test_web_ui_finds_stuck_orders_and_shows_what_they_wait_for(dev: Env) 
         for e in (await stuck.fetch_history()).events
         if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ]
-    assert activities[:2] == ["record payment", "lock stock"]
+    assert activities[:3] == [
+        "reserve stock for the unpaid order",
+        "record payment",
+        "allocate and lock stock",
+    ]
 
-    await operate(stuck, Action.RESOLVE_EXCEPTION, "supplier delivers Friday", resolution="wait-for-restock")
+    assert (
+        await refused_without_trace(stuck, Action.RESOLVE_EXCEPTION, resolution="wait-for-restock")
+        == "the order is already waiting for restock"
+    )
+    # stock may have come in: the restock update makes the order try its lock at once
+    retried = await stuck.execute_update(OrderWorkflow.restock, RestockCheck())
+    assert (retried.status, retried.exception_reason, retried.waiting_for_restock) == (
+        OrderStatus.EXCEPTION,
+        "out_of_stock",
+        True,
+    )
     assert "(waiting for restock)" in await until(lambda: _details_with(stuck, "waiting for restock"))
     released = await operate(held, Action.RELEASE, "VAT number received")
     assert not released.on_hold
@@ -482,32 +517,67 @@ async def _no_hold(client: Client, queue: str) -> bool:
 async def test_wait_for_restock_locks_stock_by_itself_when_stock_arrives(skipping: SkippingEnv) -> None:
     env, settings, engine = skipping
     stock(engine, "WH-SZ", {"USB-C-1M": 0})
-    placed = order()
+    placed, nudged_order = order(), order()
     handle = await start_order(env.client, settings, placed)
+    nudged = await start_order(env.client, settings, nudged_order)
+    assert await restock_refusal(nudged) == "the order is not waiting for stock"
     paid = await handle.execute_update(OrderWorkflow.pay, payment_for(placed))
-    assert (paid.status, paid.exception_reason) == (OrderStatus.EXCEPTION, "out_of_stock")
-
-    waiting = await operate(handle, Action.RESOLVE_EXCEPTION, "restock due", resolution="wait-for-restock")
-    assert waiting.status == OrderStatus.EXCEPTION
-    assert waiting.waiting_for_restock
-    assert "already waiting for restock" in await refusal(
-        handle, action(Action.RESOLVE_EXCEPTION, resolution="wait-for-restock")
+    await nudged.execute_update(OrderWorkflow.pay, payment_for(nudged_order, "pay_2"))
+    assert [e.kind for e in paid.timeline][:3] == ["placed", "stock_not_reserved", "payment_due"]
+    # out of stock: the order waits for restock by itself, checking every restock_check_every
+    assert (paid.status, paid.exception_reason, paid.waiting_for_restock) == (
+        OrderStatus.EXCEPTION,
+        "out_of_stock",
+        True,
     )
-    await env.sleep(timedelta(minutes=31))
-    still = await handle.query(OrderWorkflow.view)
-    assert (still.status, still.waiting_for_restock) == (OrderStatus.EXCEPTION, True)
+    assert paid.warehouse is None
+    assert paid.shipments == []
+    assert await refusal(handle, action(Action.RESOLVE_EXCEPTION, resolution="wait-for-restock")) == (
+        "the order is already waiting for restock"
+    )
+    assert await handle.query(OrderWorkflow.view) == paid
+
+    await env.sleep(timedelta(minutes=31))  # the first restock check found nothing
+    for waiting in (handle, nudged):
+        still = await waiting.query(OrderWorkflow.view)
+        assert (still.status, still.waiting_for_restock) == (OrderStatus.EXCEPTION, True)
+        assert not kinds(still, "stock_locked")
     assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 10)
 
     stock(engine, "WH-SZ", {"USB-C-1M": 3})
+    # the restock update (sent when stock is booked in) makes an order try at once ...
+    at_once = await nudged.execute_update(OrderWorkflow.restock, RestockCheck())
+    assert (at_once.status, at_once.warehouse) == (OrderStatus.STOCK_LOCKED, "WH-SZ")
+    assert not at_once.waiting_for_restock
+    assert at_once.exception_reason is None
+    assert [e.kind for e in at_once.timeline][-2:] == ["stock_locked", "shipment_requested"]
+    assert level(engine, "WH-SZ", "USB-C-1M") == (3, 1, 2)
+    assert (await handle.query(OrderWorkflow.view)).status == OrderStatus.EXCEPTION
+
+    # ... and without it the next check locks the stock: no operator action needed
     await env.sleep(timedelta(minutes=31))
     view = await handle.query(OrderWorkflow.view)
     assert (view.status, view.warehouse) == (OrderStatus.STOCK_LOCKED, "WH-SZ")
     assert not view.waiting_for_restock
     assert view.exception_reason is None
-    assert kinds(view, "stock_locked")[0].detail == "restocked: all lines locked in WH-SZ"
-    assert view.timeline[-1].kind == "shipment_requested"
-    assert level(engine, "WH-SZ", "USB-C-1M") == (3, 1, 2)
+    assert not [e for e in view.timeline if e.kind.startswith("operator_")]
+    assert kinds(view, "stock_locked")[0].detail == "2 x CASE-IP15, 1 x USB-C-1M from WH-SZ"
+    assert [e.kind for e in view.timeline][-2:] == ["stock_locked", "shipment_requested"]
+    assert [(s.warehouse, s.status) for s in view.shipments] == [("WH-SZ", "requested")]
+    assert level(engine, "WH-SZ", "USB-C-1M") == (3, 2, 1)
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 4, 6)
     assert [r.warehouse for r in ShipmentService(engine).for_order(view.order_id)] == ["WH-SZ"]
+    assert AuditService(engine).for_order(view.order_id) == []
+    assert await restock_refusal(handle) == "the order is not waiting for stock"
+
+
+async def restock_refusal(handle: Handle) -> str:
+    with pytest.raises(WorkflowUpdateFailedError) as failure:
+        await handle.execute_update(OrderWorkflow.restock, RestockCheck())
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "Refused"
+    return cause.message
 
 
 async def test_cancel_and_refund_resolution_refunds_the_buyer(skipping: SkippingEnv) -> None:
@@ -537,7 +607,8 @@ async def test_cancel_and_refund_resolution_refunds_the_buyer(skipping: Skipping
 async def test_failed_step_goes_to_exception_and_retry_runs_it_again(skipping: SkippingEnv) -> None:
     env, settings, engine = skipping
     placed = order()
-    handle = await start_order(env.client, settings, placed)
+    handle = await start_order(env.client, settings, placed)  # placed: its stock is reserved
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 8)
     with engine.begin() as conn:  # the stock table is gone: every lock attempt fails for real
         conn.execute(text("ALTER TABLE stock RENAME TO stock_offline"))
     try:
@@ -550,6 +621,14 @@ async def test_failed_step_goes_to_exception_and_retry_runs_it_again(skipping: S
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE stock_offline RENAME TO stock"))
     assert (failed.status, failed.exception_reason) == (OrderStatus.EXCEPTION, "lock_stock_failed")
+    assert not failed.waiting_for_restock
+    assert [e.kind for e in failed.timeline] == [
+        "placed",
+        "stock_reserved",
+        "payment_due",
+        "paid",
+        "step_failed",
+    ]
     step_failed = kinds(failed, "step_failed")
     assert len(step_failed) == 1
     assert "no such table: stock" in step_failed[0].detail
@@ -561,7 +640,9 @@ async def test_failed_step_goes_to_exception_and_retry_runs_it_again(skipping: S
     assert await refusal(handle, action(Action.RESOLVE_EXCEPTION, resolution="wait-for-restock")) == (
         "wait-for-restock resolves out_of_stock, not lock_stock_failed"
     )
-    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 10)
+    # the lock failed as a whole: the reservation made at placement still holds the units
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 8)
+    assert level(engine, "WH-SZ", "USB-C-1M") == (10, 0, 9)
 
     retried = await operate(handle, Action.RETRY, "stock database restored")
     assert (retried.status, retried.warehouse) == (OrderStatus.STOCK_LOCKED, "WH-SZ")
@@ -570,7 +651,9 @@ async def test_failed_step_goes_to_exception_and_retry_runs_it_again(skipping: S
         kinds(retried, "operator_retry")[0].detail
         == f"{OPERATOR}: stock database restored (retrying after lock_stock_failed)"
     )
-    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 2, 8)
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 2, 8)  # the reservation became the lock
+    assert level(engine, "WH-SZ", "USB-C-1M") == (10, 1, 9)
+    assert [e.kind for e in retried.timeline][-3:] == ["operator_retry", "stock_locked", "shipment_requested"]
     assert [r.warehouse for r in ShipmentService(engine).for_order(retried.order_id)] == ["WH-SZ"]
 
 
@@ -641,13 +724,15 @@ async def test_held_paid_order_requests_no_shipment_until_released(skipping: Ski
     assert (view.status, view.ship_late) == (OrderStatus.PAID, False)
     assert not kinds(view, "ship_deadline_missed")
     assert ShipmentService(engine).for_order(view.order_id) == []
-    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 10)
+    assert view.shipments == []
+    assert level(engine, "WH-SZ", "CASE-IP15") == (10, 0, 8)  # still only reserved, not locked
 
     released = await operate(handle, Action.RELEASE, "address confirmed")
     assert (released.status, released.warehouse) == (OrderStatus.STOCK_LOCKED, "WH-SZ")
     assert released.ship_by == paid.ship_by  # ship-by does not move with a hold
     requests = ShipmentService(engine).for_order(view.order_id)
     assert [(r.warehouse, r.status) for r in requests] == [("WH-SZ", "requested")]
+    assert [(s.warehouse, s.status) for s in released.shipments] == [("WH-SZ", "requested")]
     assert level(engine, "WH-SZ", "CASE-IP15") == (10, 2, 8)
     late = await until(lambda: _late(handle))
     assert late is not None

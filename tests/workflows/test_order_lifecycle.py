@@ -166,6 +166,8 @@ async def test_happy_path_reaches_completed(env: tuple[WorkflowEnvironment, Sett
     final = await handle.result()
     assert [e.kind for e in final.timeline] == [
         "placed",
+        "stock_reserved",
+        "payment_due",
         "paid",
         "stock_locked",
         "shipment_requested",
@@ -266,8 +268,12 @@ async def test_duplicate_payment_is_recorded_once_and_wrong_amount_is_refused(
         locks = session.exec(select(StockMove).where(StockMove.order_id == first.order_id)).all()
     assert sorted((m.sku, m.kind, m.quantity) for m in locks) == [
         ("CASE-IP15", "lock", 2),
+        ("CASE-IP15", "lock_from_reserve", 2),
+        ("CASE-IP15", "reserve", 2),
         ("USB-C-1M", "lock", 1),
-    ]
+        ("USB-C-1M", "lock_from_reserve", 1),
+        ("USB-C-1M", "reserve", 1),
+    ], "reserved at placement, turned into a lock on payment, once"
 
 
 async def test_not_enough_stock_puts_order_in_exception_with_nothing_locked(

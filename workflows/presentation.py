@@ -1,0 +1,80 @@
+"""How an order shows in the Temporal Web UI: current details, timer labels, search attributes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from domain.models import OrderStatus, OrderView
+    from domain.policy import OrderPolicy
+
+    from workflows import search_attributes as sa
+
+S = OrderStatus
+REMINDER_NAMES = ("plain reminder", "offer of help", "incentive")
+AWAITING_SHIPMENT = (S.PAID, S.STOCK_LOCKED, S.EXCEPTION, S.PARTIALLY_SHIPPED)
+
+
+def hours(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 3600)} h"
+
+
+def timer_label(name: str, policy: OrderPolicy) -> str:
+    if name.startswith("payment_reminder_"):
+        number = int(name.rsplit("_", 1)[1])
+        offset = policy.reminder_offsets[number - 1]
+        total = len(policy.reminder_offsets)
+        return f"payment reminder {number} of {total} ({hours(offset)}): {REMINDER_NAMES[number - 1]}"
+    return {
+        "payment_timeout": "auto-cancel unpaid order",
+        "ship_by": "ship-by deadline",
+        "confirm_by": "auto-complete after confirmation window",
+        "restock_check": "check for restocked stock",
+    }.get(name, name)
+
+
+def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, policy: OrderPolicy) -> str:
+    """Markdown for the Web UI: what the order waits for, since when, and what happens next."""
+    unshipped = [s.warehouse for s in view.shipments if s.status in ("locked", "requested")]
+    waiting = {
+        S.PENDING_PAYMENT: f"payment from the buyer, due by {view.payment_due_at} ({view.hold_why})",
+        S.PAID: "a stock lock",
+        S.STOCK_LOCKED: f"warehouse **{view.warehouse}** to ship, by {view.ship_by}",
+        S.PARTIALLY_SHIPPED: f"the parcels from **{', '.join(unshipped)}** to ship, by {view.ship_by}",
+        S.SHIPPED: "the first carrier scan",
+        S.IN_TRANSIT: "delivery",
+        S.DELIVERED: f"the buyer to confirm receipt, or auto-completion at {view.confirm_by}",
+        S.EXCEPTION: f"an operator to resolve **{view.exception_reason}**"
+        + (" (waiting for restock)" if view.waiting_for_restock else ""),
+    }.get(view.status)
+    assert view.status_since is not None
+    lines = [f"**{view.status.value}** since {view.status_since.isoformat()}"]
+    if waiting:
+        lines.append(f"Waiting for {waiting}.")
+    if view.on_hold and view.held_since:
+        lines.append(f"**On hold** since {view.held_since.isoformat()}: {view.hold_reason}")
+    if view.ship_late:
+        lines.append("Ship-by deadline missed.")
+    if next_timer and not view.on_hold:
+        name, due = next_timer
+        lines.append(f"Next: {timer_label(name, policy)} at {due.isoformat()}.")
+    return "\n\n".join(lines)
+
+
+def search_attributes(view: OrderView) -> dict[str, Any]:
+    """The value of every order search attribute for this view (None: unset)."""
+    return {
+        sa.ORDER_STATUS.name: view.status.value,
+        sa.CHANNEL.name: view.channel.value,
+        sa.DESTINATION_COUNTRY.name: view.shipping_address.country,
+        sa.WAREHOUSE.name: view.warehouse,
+        sa.CURRENCY.name: view.currency,
+        sa.EXCEPTION_REASON.name: view.exception_reason,
+        sa.ORDER_TOTAL.name: float(view.total),
+        sa.PAYMENT_DEADLINE.name: view.payment_due_at,
+        sa.SHIP_BY.name: view.ship_by if view.status in AWAITING_SHIPMENT else None,
+        sa.ON_HOLD.name: view.on_hold,
+    }
