@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 import structlog
 from sqlalchemy import Engine
@@ -18,6 +17,7 @@ from activities.notifications import NotificationActivities
 from activities.orders import OrderActivities
 from core.config import Settings, get_settings
 from core.logging import configure_logging
+from core.metrics import metrics_runtime
 from core.temporal import connect
 from domain.allocation import parse_rules
 from services.audit import AuditService
@@ -85,14 +85,14 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         ],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
-        graceful_shutdown_timeout=timedelta(seconds=20),
+        graceful_shutdown_timeout=settings.shutdown_grace,
     )
 
 
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    client = await connect(settings)
+    client = await connect(settings, metrics_runtime(settings.worker_metrics_address))
     worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -101,7 +101,7 @@ async def main() -> None:
     async with worker:
         log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         await stop.wait()
-        log.info("worker_stopping", grace_seconds=20)
+        log.info("worker_stopping", grace_seconds=settings.shutdown_grace.total_seconds())
     log.info("worker_stopped")
 
 

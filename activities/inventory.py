@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 from temporalio import activity
 
+from core.metrics import STOCK_LOCKS
 from domain.effects import LockStock, ReleaseStock, Reservation, ReserveStock, ShipStock, StockLock
 from services.inventory import InventoryService
 
@@ -38,6 +39,10 @@ class InventoryActivities:
                 log.info("stock_locked", warehouses=[part.warehouse for part in lock.parts])
             else:
                 log.warning("stock_short", shortages=[s.model_dump() for s in lock.shortages])
+            result = "short" if not lock.locked else "split" if len(lock.parts) > 1 else "locked"
+            activity.metric_meter().create_counter(STOCK_LOCKS, "Stock lock attempts", "1").add(
+                1, {"result": result}
+            )
             return lock
 
     @activity.defn

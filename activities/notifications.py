@@ -7,6 +7,7 @@ import asyncio
 import structlog
 from temporalio import activity
 
+from core.metrics import NOTIFICATIONS_SENT
 from domain.notifications import Notify
 from services.email import SmtpMailer, render_email
 from services.notifications import NotificationOutbox
@@ -54,5 +55,7 @@ class NotificationActivities:
             to=notify.customer.email, email=email, message_id=f"{notify.order_id}.{notify.key}"
         )
         await asyncio.to_thread(self._outbox.mark_sent, notify.order_id, notify.key)
+        sent = activity.metric_meter().create_counter(NOTIFICATIONS_SENT, "Customer emails sent", "1")
+        sent.add(1, {"kind": notify.kind.value})
         log.info("customer_notified", order_id=notify.order_id, kind=notify.kind.value)
         return True

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from temporalio.runtime import Runtime
 
 from api.errors import install_error_handlers
 from api.gateway import OrderGateway
@@ -14,14 +17,26 @@ from api.routes import actions, inventory, orders
 from api.routes import warehouses as warehouses_routes
 from core.config import Settings, get_settings
 from core.logging import configure_logging
+from core.metrics import ORDERS_BY_STATUS, metrics_runtime
 from core.temporal import connect
 from domain.allocation import parse_rules
+from domain.models import OrderStatus
 from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
 from services.orders import OrderStore
 from services.warehouses import WarehouseService
+
+
+async def _publish_order_counts(runtime: Runtime, store: OrderStore, every: float = 15) -> None:
+    """Orders per status from the read model, as a Prometheus gauge, refreshed every `every` s."""
+    gauge = runtime.metric_meter.create_gauge(ORDERS_BY_STATUS, "Orders per status (read model)", "1")
+    while True:
+        counts = await run_in_threadpool(store.count_by_status)
+        for status in OrderStatus:
+            gauge.set(counts.get(status.value, 0), {"status": status.value})
+        await asyncio.sleep(every)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings.log_level, settings.log_json)
         engine = make_engine(settings.database_url)
         create_schema(engine)
-        client = await connect(settings)
+        runtime = metrics_runtime(settings.api_metrics_address)
+        client = await connect(settings, runtime)
         store = OrderStore(engine)
         app.state.settings = settings
         app.state.store = store
@@ -45,7 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway = OrderGateway(client, store, settings)
         app.state.gateway = gateway
         app.state.restocker = Restocker(gateway, store)
+        gauges = asyncio.create_task(_publish_order_counts(runtime, store)) if runtime else None
         yield
+        if gauges:
+            gauges.cancel()
         await app.state.restocker.drain()
         engine.dispose()
 

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     pay_url_template: str = "https://shop.example/pay/{order_id}"
     reminder_coupon_code: str | None = None
 
+    # host:port for Prometheus (/metrics); unset: no metrics endpoint. One per process.
+    worker_metrics_address: str | None = None
+    api_metrics_address: str | None = None
+    shutdown_grace: Duration = Field(default=timedelta(seconds=30))
+
     log_json: bool | None = None
     log_level: str = "INFO"
 

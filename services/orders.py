@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, delete, or_, tuple_
+from sqlalchemy import Engine, and_, delete, func, or_, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -147,6 +147,11 @@ class OrderStore:
         page = rows[:limit]
         next_cursor = encode_cursor(page[-1].created_at, page[-1].order_id) if len(rows) > limit else None
         return [OrderView.model_validate(row.view) for row in page], next_cursor
+
+    def count_by_status(self) -> dict[str, int]:
+        query = select(OrderRow.status, func.count()).group_by(col(OrderRow.status))
+        with Session(self._engine) as session:
+            return {status: int(count) for status, count in session.exec(query).all()}
 
     def waiting_for_stock(self, skus: builtins.list[str]) -> builtins.list[str]:
         """Out-of-stock orders needing any of `skus`, highest priority first, then oldest first."""

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
     from activities.notifications import NotificationActivities
     from activities.orders import OrderActivities
+    from core.metrics import ORDER_EXCEPTIONS, ORDERS_PLACED
     from domain.effects import (
         AuditEntry,
         CancelShipmentRequest,
@@ -136,6 +137,8 @@ class OrderWorkflow:
         )
         await self._reserve_and_arm_payment_timers()
         self._placed = True
+        placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
+        placed.add(1, {"channel": order.channel.value})
         await self._publish()
         while self._status not in TERMINAL_STATUSES or self._inbox:
             await self._wait_for_work()
@@ -216,6 +219,7 @@ class OrderWorkflow:
             except StepFailed as failed:
                 self._move(Command.STEP_FAILED)
                 self._exception_reason = f"{failed.step}_failed"
+                self._count_exception()
                 self._record("step_failed", f"{failed.step} failed after retries: {failed}; retry it")
             progressed = True
         return progressed
@@ -414,6 +418,7 @@ class OrderWorkflow:
             return
         self._move(Command.STOCK_SHORT)
         self._exception_reason = "out_of_stock"
+        self._count_exception()
         self._waiting_for_restock = True  # restock resolves it by itself; an operator may cancel
         self._timers["restock_check"] = workflow.now() + self._policy.restock_check_every
         short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
@@ -735,6 +740,13 @@ class OrderWorkflow:
         workflow.logger.info(
             "order_%s", kind, extra={"order_id": self._id, "status": self._status.value, "detail": detail}
         )
+
+    def _count_exception(self) -> None:
+        """Metrics from workflow code are not emitted during replay: each exception counts once."""
+        counter = workflow.metric_meter().create_counter(
+            ORDER_EXCEPTIONS, "Orders that went to exception", "1"
+        )
+        counter.add(1, {"reason": self._exception_reason or "unknown"})
 
     def _task_priority(self) -> Priority:
         return Priority(priority_key=self._priority.key)
