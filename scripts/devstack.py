@@ -266,6 +266,8 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
         "ORDERS_TEMPORAL_UI_URL": config.ui_url,
         "ORDERS_DATABASE_URL": config.database_url,
         "ORDERS_BOOTSTRAP_API_KEY": config.demo_key,
+        "ORDERS_WORKER_METRICS_ADDRESS": os.environ.get("ORDERS_WORKER_METRICS_ADDRESS", "127.0.0.1:9464"),
+        "ORDERS_API_METRICS_ADDRESS": os.environ.get("ORDERS_API_METRICS_ADDRESS", "127.0.0.1:9465"),
     }
     worker = stack.start("worker", [sys.executable, "worker.py"], env)
     api_args = ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(config.api_port)]
@@ -326,6 +328,7 @@ def banner(config: DevConfig) -> str:
             f"  Temporal Web UI  {config.ui_url}",
             f"  Data             {config.data_dir / 'temporal.db'} and {config.database_url}",
             f"  Operator API key {config.demo_key}",
+            "  Metrics          http://127.0.0.1:9464/metrics (worker), http://127.0.0.1:9465/metrics (API)",
             "Place a demo order (the same channel_order_id again returns the same order):",
             f"  curl -s -X POST {config.api_url}/orders -H 'authorization: Bearer {config.demo_key}' \\",
             f"    -H 'content-type: application/json' -d '{order}'",

@@ -100,6 +100,8 @@ def test_one_command_runs_the_stack_and_keeps_orders_across_restarts(tmp_path: P
         "ORDERS_DEV_TEMPORAL_PORT": str(temporal_port),
         "ORDERS_DEV_UI_PORT": str(ui_port),
         "ORDERS_DEV_API_PORT": str(api_port),
+        "ORDERS_WORKER_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}",
+        "ORDERS_API_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}",
     }
     api = f"http://127.0.0.1:{api_port}"
     warehouse, sku, _ = DEMO_STOCK[0]
