@@ -56,7 +56,11 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Migrate the database to the newest Alembic revision and check it has every table and column of
+    the models (services.migrate: safe when processes start together, stamps a create_all database)."""
+    from services.migrate import upgrade  # Alembic loads only where the schema is migrated
+
+    upgrade(engine, SQLModel.metadata)
 
 
 @contextmanager

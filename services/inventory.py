@@ -136,6 +136,37 @@ class InventoryService:
             self._watch_safety_stock(session, [(warehouse, sku)])
             return _level(row)
 
+    def import_counts(self, rows: list[tuple[str, str, int, int | None]]) -> list[str]:
+        """Set many counts at once, all or nothing; returns the SKUs whose available stock grew.
+
+        Raises StockConflict naming the first row that would leave less than orders hold.
+        """
+        grown: set[str] = set()
+        with transaction(self._engine) as session:
+            _lock_rows(session, skus={sku for _, sku, _, _ in rows})
+            for number, (warehouse, sku, on_hand, safety) in enumerate(rows, start=1):
+                row = session.get(Stock, (warehouse, sku), populate_existing=True)
+                if row is None:
+                    session.add(
+                        Stock(warehouse=warehouse, sku=sku, on_hand=on_hand, safety_stock=safety or 0)
+                    )
+                    if on_hand > 0:
+                        grown.add(sku)
+                    continue
+                if on_hand < row.locked + row.reserved:
+                    raise StockConflict(
+                        f"row {number}: on_hand {on_hand} is below what orders hold: {row.locked} locked "
+                        f"and {row.reserved} reserved in {warehouse} for {sku}; nothing was imported"
+                    )
+                if on_hand > row.on_hand:
+                    grown.add(sku)
+                row.on_hand, row.updated_at = on_hand, utcnow()
+                if safety is not None:
+                    row.safety_stock = safety
+            session.flush()
+            self._watch_safety_stock(session, [(w, s) for w, s, _, _ in rows])
+        return sorted(grown)
+
     def sellable(self, sku: str | None = None) -> dict[str, int]:
         """Units a channel may list per SKU: available above safety stock, summed over warehouses."""
         above_safety = col(Stock.on_hand) - col(Stock.locked) - col(Stock.reserved) - col(Stock.safety_stock)

@@ -53,6 +53,7 @@ class ShipmentService:
                 update(ShipmentRequest)
                 .where(
                     col(ShipmentRequest.order_id) == order_id,
+                    col(ShipmentRequest.warehouse) == warehouse,
                     col(ShipmentRequest.status) == "requested",
                 )
                 .values(status="shipped")

@@ -148,7 +148,7 @@ class Notification(SQLModel, table=True):
 
     __tablename__ = "notifications"
     order_id: str = Field(primary_key=True, max_length=40)
-    kind: str = Field(primary_key=True, max_length=40)
+    kind: str = Field(primary_key=True, max_length=80)  # e.g. order_shipped:<warehouse> for a parcel
     recipient: str = Field(max_length=254)
     language: str = Field(max_length=8)
     subject: str = Field(max_length=300)
@@ -168,7 +168,7 @@ class OrderRow(SQLModel, table=True):
     country: str = Field(index=True, max_length=2)
     currency: str = Field(max_length=3)
     total: Decimal = _money()
-    warehouse: str | None = Field(default=None, max_length=32)
+    warehouse: str | None = Field(default=None, max_length=200)  # "WH-A+WH-B" when split
     exception_reason: str | None = Field(default=None, max_length=40)
     on_hold: bool = Field(default=False, index=True)
     priority: int = 3  # 1 served first .. 5 last
