@@ -722,6 +722,7 @@ class OrderWorkflow:
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=NOTIFY_RETRY,
                     summary=f"email {kind.value} to the buyer",
+                    priority=self._task_priority(),
                 )
             except ActivityError as err:
                 self._record("notification_failed", f"{kind.value}: {err.cause or err}")

@@ -82,11 +82,7 @@ async def import_csv(
         rows = parse_stock_csv(csv_text)
     except BadCsv as exc:
         raise UnprocessableField("csv", str(exc)) from exc
-    before = {(lv.warehouse, lv.sku): lv.available for lv in await run_in_threadpool(inventory.levels)}
-    for warehouse, sku, on_hand, safety in rows:
-        await run_in_threadpool(inventory.set_on_hand, warehouse, sku, on_hand, safety)
-    after = {(lv.warehouse, lv.sku): lv.available for lv in await run_in_threadpool(inventory.levels)}
-    grown = sorted({sku for (wh, sku), units in after.items() if units > before.get((wh, sku), 0)})
+    grown = await run_in_threadpool(inventory.import_counts, rows)
     restocker.sweep(grown)
     return ImportResult(rows=len(rows), restocked_skus=grown)
 
