@@ -26,3 +26,9 @@ check: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy .
+
+.PHONY: bench
+
+# Benchmarks (never run as tests): each prints a table with ratios against its own baseline.
+bench: install
+	$(VENV)/bin/python -m bench.run_all $(BENCH_ARGS)
