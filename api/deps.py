@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
@@ -51,6 +52,10 @@ def _require(permission: Permission) -> object:
 
     return Depends(check)
 
+
+# Order ids are ours ("ord_" + hex): anything else cannot name an order, so it is a 422, not a lookup.
+OrderIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+OrderId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the order_id the API returned")]
 
 Gateway = Annotated[OrderGateway, _from_state("gateway")]
 Store = Annotated[OrderStore, _from_state("store")]

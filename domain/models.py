@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -21,8 +21,27 @@ from domain.codes import COUNTRIES, CURRENCY_EXPONENTS
 from domain.policy import OrderPolicy
 
 
+def _without_nul(value: Any, where: str = "") -> None:
+    """PostgreSQL cannot store NUL in text: refuse it at the door (422), never as a 500 later."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{where or 'text'}: must not contain NUL characters")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _without_nul(key, where)
+            _without_nul(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _without_nul(item, f"{where}[{index}]")
+
+
 class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        _without_nul(data)
+        return data
 
 
 class OrderStatus(StrEnum):

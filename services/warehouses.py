@@ -115,6 +115,8 @@ def parse_stock_csv(text: str) -> list[tuple[str, str, int, int | None]]:
     Extra columns (an export's locked, reserved, available) are ignored, so an export can be edited
     and imported back. Every problem is reported with its line number before anything is imported.
     """
+    if "\x00" in text:
+        raise BadCsv("the file contains NUL characters; is it really a CSV text file?")
     reader = csv.DictReader(io.StringIO(text))
     missing = {"warehouse", "sku", "on_hand"} - set(reader.fieldnames or ())
     if missing:

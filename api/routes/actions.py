@@ -7,14 +7,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Audit, Gateway, Operator, Reader, Store
+from api.deps import Audit, Gateway, Operator, OrderId, OrderIdText, Reader, Store
 from api.errors import Conflict, NotFound, UnprocessableField
 from core.config import Duration
 from domain.effects import AuditEntry
-from domain.models import OrderStatus, OrderView
+from domain.models import Model, OrderStatus, OrderView
 from domain.operator import Action, ActionParams, ActionRequest, OperatorAction, Reason, missing_params
 
 router = APIRouter(prefix="/orders", tags=["operators"])
@@ -22,9 +22,8 @@ router = APIRouter(prefix="/orders", tags=["operators"])
 BATCH_CONCURRENCY = 16
 
 
-class BatchActionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    order_ids: Annotated[list[str], Field(min_length=1, max_length=1000)]
+class BatchActionRequest(Model):
+    order_ids: Annotated[list[OrderIdText], Field(min_length=1, max_length=1000)]
     reason: Reason
     params: ActionParams = Field(default_factory=ActionParams)
 
@@ -118,7 +117,7 @@ async def batch_action(
 
 @router.post("/{order_id}/actions/{action}", response_model=OrderView)
 async def order_action(
-    order_id: str, action: Action, body: ActionRequest, caller: Operator, gateway: Gateway
+    order_id: OrderId, action: Action, body: ActionRequest, caller: Operator, gateway: Gateway
 ) -> OrderView:
     """An operator intervention; 409 with the reason when the order does not allow it now."""
     _check_params(action, body.params)
@@ -127,7 +126,7 @@ async def order_action(
 
 
 @router.get("/{order_id}/audit", response_model=list[AuditEntry])
-async def order_audit(order_id: str, _: Reader, audit: Audit, store: Store) -> list[AuditEntry]:
+async def order_audit(order_id: OrderId, _: Reader, audit: Audit, store: Store) -> list[AuditEntry]:
     """Every operator action on the order: who, when, why, with what parameters."""
     if not await run_in_threadpool(store.known, order_id):
         raise NotFound(f"order {order_id}")

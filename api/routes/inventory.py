@@ -19,6 +19,7 @@ router = APIRouter(prefix="/inventory", tags=["inventory"])
 
 WarehouseCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
 SkuCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+SkuQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
 class SetStock(BaseModel):
@@ -42,13 +43,13 @@ class LowStock(BaseModel):
 
 
 @router.get("", response_model=list[StockLevel])
-async def list_stock(_: Reader, inventory: Inventory, sku: str | None = None) -> list[StockLevel]:
+async def list_stock(_: Reader, inventory: Inventory, sku: SkuQuery = None) -> list[StockLevel]:
     """Every stock row, or one SKU's rows across warehouses."""
     return await run_in_threadpool(inventory.levels, sku)
 
 
 @router.get("/sellable", response_model=dict[str, int])
-async def sellable(_: Reader, inventory: Inventory, sku: str | None = None) -> dict[str, int]:
+async def sellable(_: Reader, inventory: Inventory, sku: SkuQuery = None) -> dict[str, int]:
     """Units each SKU may be listed with on a channel: available above safety stock, all warehouses."""
     return await run_in_threadpool(inventory.sellable, sku)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Gateway, Reader, Store, Writer
+from api.deps import Gateway, OrderId, Reader, Store, Writer
 from domain.models import (
     CancelOrder,
     Channel,
@@ -89,34 +89,36 @@ async def list_orders(
 
 
 @router.get("/{order_id}", response_model=OrderView)
-async def get_order(order_id: str, _: Reader, gateway: Gateway) -> OrderView:
+async def get_order(order_id: OrderId, _: Reader, gateway: Gateway) -> OrderView:
     """One order with its timeline; a live order is read from its workflow."""
     return await gateway.get(order_id)
 
 
 @router.post("/{order_id}/payment", response_model=OrderView)
-async def confirm_payment(order_id: str, payment: ConfirmPayment, _: Writer, gateway: Gateway) -> OrderView:
+async def confirm_payment(
+    order_id: OrderId, payment: ConfirmPayment, _: Writer, gateway: Gateway
+) -> OrderView:
     """Record the buyer's payment; idempotent on payment_id. Then stock is locked."""
     return await gateway.pay(order_id, payment)
 
 
 @router.post("/{order_id}/shipment", response_model=OrderView)
 async def confirm_shipment(
-    order_id: str, shipment: ConfirmShipment, _: Writer, gateway: Gateway
+    order_id: OrderId, shipment: ConfirmShipment, _: Writer, gateway: Gateway
 ) -> OrderView:
     """The warehouse handed the parcel to a carrier."""
     return await gateway.command(order_id, OrderWorkflow.ship, shipment, Command.SHIP)
 
 
 @router.post("/{order_id}/tracking", response_model=OrderView)
-async def tracking_event(order_id: str, update: TrackingUpdate, _: Writer, gateway: Gateway) -> OrderView:
+async def tracking_event(order_id: OrderId, update: TrackingUpdate, _: Writer, gateway: Gateway) -> OrderView:
     """A carrier event: in_transit or delivered."""
     command = Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT
     return await gateway.command(order_id, OrderWorkflow.track, update, command)
 
 
 @router.post("/{order_id}/confirm-receipt", response_model=OrderView)
-async def confirm_receipt(order_id: str, _: Writer, gateway: Gateway) -> OrderView:
+async def confirm_receipt(order_id: OrderId, _: Writer, gateway: Gateway) -> OrderView:
     """The buyer confirms the parcel arrived: the order completes."""
     return await gateway.command(
         order_id, OrderWorkflow.confirm_receipt, ConfirmReceipt(), Command.CONFIRM_RECEIPT
@@ -124,6 +126,6 @@ async def confirm_receipt(order_id: str, _: Writer, gateway: Gateway) -> OrderVi
 
 
 @router.post("/{order_id}/cancel", response_model=OrderView)
-async def cancel_order(order_id: str, request: CancelOrder, _: Writer, gateway: Gateway) -> OrderView:
+async def cancel_order(order_id: OrderId, request: CancelOrder, _: Writer, gateway: Gateway) -> OrderView:
     """Cancel before shipment: locked stock is released and a paid order is refunded."""
     return await gateway.command(order_id, OrderWorkflow.cancel, request, Command.CANCEL)

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import Reader, Warehouses, Writer
 from api.errors import NotFound, UnprocessableField
 from domain.allocation import ShippingOption, WarehouseInfo
-from domain.models import CountryCode
+from domain.models import CountryCode, Model
 from domain.regions import Region, region_of
 
 router = APIRouter(prefix="/warehouses", tags=["inventory"])
@@ -26,8 +26,7 @@ class Shipping(BaseModel):
     days: Annotated[int, Field(ge=0, le=120)]
 
 
-class WarehouseIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class WarehouseIn(Model):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     country: CountryCode
     daily_capacity: Annotated[int, Field(ge=0)] | None = None
