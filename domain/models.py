@@ -231,6 +231,8 @@ class ShipmentView(Model):
     warehouse: str
     lines: list[PartLine]
     status: Literal["locked", "requested", "shipped", "in_transit", "delivered", "withdrawn"]
+    ship_by: datetime | None = None
+    late: bool = False  # still unshipped when its ship-by passed
     carrier: str | None = None
     tracking_number: str | None = None
     shipped_at: datetime | None = None

@@ -193,10 +193,14 @@ class OrderWorkflow:
                 await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT)
             elif name == "ship_by":
                 self._ship_late = True
+                late = self._parcels.unshipped()
+                for parcel in late:
+                    parcel.late = True
+                where = ", ".join(p.warehouse for p in late) or "the warehouse"
                 self._record(
                     "ship_deadline_missed",
                     f"not shipped by {due.isoformat()} ({presentation.hours(self._policy.ship_within)} "
-                    "after payment); still waiting for the warehouse",
+                    f"after payment); still waiting for {where}",
                 )
             elif name == "confirm_by":
                 self._move(Command.AUTO_COMPLETE)
@@ -426,7 +430,7 @@ class OrderWorkflow:
         self._record("out_of_stock", f"short: {short or 'nothing to ship from'}; nothing locked. {advice}")
 
     def _placed_in(self, lock: StockLock, command: Command) -> None:
-        self._parcels = Parcels.from_parts(lock.parts)
+        self._parcels = Parcels.from_parts(lock.parts, self._ship_by)
         self._waiting_for_restock = False
         self._exception_reason = None
         self._timers.pop("restock_check", None)

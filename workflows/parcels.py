@@ -21,6 +21,8 @@ class Parcel:
     warehouse: str
     lines: list[PartLine]
     status: str = "locked"  # locked -> requested -> shipped -> in_transit -> delivered | withdrawn
+    ship_by: datetime | None = None
+    late: bool = False
     carrier: str | None = None
     tracking_number: str | None = None
     shipped_at: datetime | None = None
@@ -35,6 +37,8 @@ class Parcel:
             warehouse=self.warehouse,
             lines=self.lines,
             status=self.status,
+            ship_by=self.ship_by,
+            late=self.late,
             carrier=self.carrier,
             tracking_number=self.tracking_number,
             shipped_at=self.shipped_at,
@@ -51,8 +55,8 @@ class Parcels:
     items: list[Parcel] = field(default_factory=list)
 
     @classmethod
-    def from_parts(cls, parts: list[Part]) -> Parcels:
-        return cls([Parcel(part.warehouse, list(part.lines)) for part in parts])
+    def from_parts(cls, parts: list[Part], ship_by: datetime | None) -> Parcels:
+        return cls([Parcel(part.warehouse, list(part.lines), ship_by=ship_by) for part in parts])
 
     @property
     def active(self) -> list[Parcel]:

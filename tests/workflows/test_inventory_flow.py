@@ -172,6 +172,12 @@ async def test_split_order_ships_and_tracks_each_parcel_and_completes_when_all_a
     assert late.status == OrderStatus.PARTIALLY_SHIPPED
     assert late.ship_late
     assert len(kinds(late, "ship_deadline_missed")) == 1
+    unshipped = [s.warehouse for s in late.shipments if s.status == "requested"]
+    assert kinds(late, "ship_deadline_missed")[0].detail.endswith(f"still waiting for {unshipped[0]}")
+    assert {(s.status, s.late, s.ship_by) for s in late.shipments} == {
+        ("shipped", False, paid.ship_by),
+        ("requested", True, paid.ship_by),
+    }, "each parcel carries its ship-by; only the one still unshipped is late"
 
     second = await handle.execute_update(
         OrderWorkflow.ship, ConfirmShipment(carrier="UPS", tracking_number="UPS-B-0001", warehouse="WH-B")
