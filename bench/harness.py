@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from sqlalchemy import Engine, create_engine, text
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -86,16 +85,7 @@ async def time_skipping_server() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
     )
     try:
-        # Unregistered search attributes fail every workflow task (TEMPORAL.md): register ours first.
-        await env.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=env.client.namespace,
-                search_attributes={
-                    key.name: int(key.indexed_value_type)  # type: ignore[misc]
-                    for key in search_attributes.ALL
-                },
-            )
-        )
+        await search_attributes.register(env.client)
         yield env
     finally:
         await env.shutdown()

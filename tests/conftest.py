@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlmodel import SQLModel
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -119,13 +118,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=temporal_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
-    # Unregistered search attributes fail every workflow task (TEMPORAL.md): register ours first.
-    await env.client.operator_service.add_search_attributes(
-        AddSearchAttributesRequest(
-            namespace=env.client.namespace,
-            search_attributes={key.name: int(key.indexed_value_type) for key in search_attributes.ALL},  # type: ignore[misc]
-        )
-    )
+    await search_attributes.register(env.client)
     yield env
     await env.shutdown()
 

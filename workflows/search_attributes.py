@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
@@ -36,3 +38,14 @@ def cli_flags() -> list[str]:
         cli_type = key.indexed_value_type.name.title().replace("_", "")  # KEYWORD_LIST -> KeywordList
         flags += ["--search-attribute", f"{key.name}={cli_type}"]
     return flags
+
+
+async def register(client: Client) -> None:
+    """Register every key on a server started without them (the time-skipping test server):
+    an unregistered search attribute fails every workflow task (TEMPORAL.md)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={key.name: int(key.indexed_value_type) for key in ALL},  # type: ignore[misc]
+        )
+    )

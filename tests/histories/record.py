@@ -54,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -288,16 +287,7 @@ async def record(names: list[str]) -> None:
             data_converter=pydantic_data_converter,
         )
         try:
-            # Unregistered search attributes fail every workflow task (TEMPORAL.md): register ours first.
-            await env.client.operator_service.add_search_attributes(
-                AddSearchAttributesRequest(
-                    namespace=env.client.namespace,
-                    search_attributes={
-                        key.name: int(key.indexed_value_type)  # type: ignore[misc]
-                        for key in search_attributes.ALL
-                    },
-                )
-            )
+            await search_attributes.register(env.client)
             # Explicit settings: no SMTP, whatever ORDERS_* says; mail goes to the outbox only.
             settings = Settings(
                 task_queue=TASK_QUEUE, database_url=f"sqlite:///{tmp}/orderflow.db", smtp_host=None
