@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.inventory import StockConflict
 from services.orders import BadCursor
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ValidationErrorBody(BaseModel):
+    detail: str
+    errors: list[FieldError]
+
+
+# What every endpoint may answer besides success, as documented in the OpenAPI schema.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body could not be read"},
+    401: {"model": ErrorBody, "description": "Missing or invalid API key"},
+    403: {"model": ErrorBody, "description": "The key's role may not do this"},
+    404: {"model": ErrorBody, "description": "No such order, stock row or warehouse"},
+    409: {"model": ErrorBody, "description": "Not allowed in the order's current state; `detail` says why"},
+    422: {"model": ValidationErrorBody, "description": "Invalid input; `errors` names each field"},
+}
 
 
 class NotFound(Exception):

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from temporalio.runtime import Runtime
 
-from api.errors import install_error_handlers
+from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.gateway import OrderGateway
 from api.restock import Restocker
 from api.routes import actions, inventory, orders
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Every order a durable Temporal workflow: payment, stock, shipment, tracking.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
     app.include_router(actions.router)

@@ -22,7 +22,10 @@ def parse_duration(value: Any) -> Any:
     if isinstance(value, str):
         match = _SHORT_DURATION.match(value)
         if match:
-            return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+            try:
+                return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+            except OverflowError:
+                raise ValueError(f"duration {value!r} is too long") from None
     return value
 
 

@@ -96,6 +96,7 @@ Email = Annotated[
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$")]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, allow_inf_nan=False)]
+MAX_ORDER_TOTAL = Decimal(10) ** 12  # what the database's NUMERIC(16, 4) money columns hold
 
 
 def minor_digits(currency: str) -> int:
@@ -150,6 +151,8 @@ class PlaceOrder(Model):
                     f"lines[{index}].unit_price: {line.unit_price} has more decimals than "
                     f"{self.currency} allows ({minor_digits(self.currency)})"
                 )
+        if self.total >= MAX_ORDER_TOTAL:
+            raise ValueError(f"lines: the order total {self.total} is not below {MAX_ORDER_TOTAL:,}")
         return self
 
     @property

@@ -117,7 +117,13 @@ def parse_stock_csv(text: str) -> list[tuple[str, str, int, int | None]]:
     """
     if "\x00" in text:
         raise BadCsv("the file contains NUL characters; is it really a CSV text file?")
-    reader = csv.DictReader(io.StringIO(text))
+    try:
+        return _parse_rows(csv.DictReader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise BadCsv(f"not a readable CSV: {exc}") from None
+
+
+def _parse_rows(reader: csv.DictReader[str]) -> list[tuple[str, str, int, int | None]]:
     missing = {"warehouse", "sku", "on_hand"} - set(reader.fieldnames or ())
     if missing:
         raise BadCsv(f"header: missing column(s) {', '.join(sorted(missing))}")

@@ -67,6 +67,7 @@ S = OrderStatus
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 # A step that still fails after these attempts puts the order in exception for an operator to retry.
 STEP_RETRY = RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(minutes=2))
+PROJECTION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=30))
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
 
 
@@ -785,12 +786,17 @@ class OrderWorkflow:
         next_timer = min(self._timers.items(), key=lambda item: item[1]) if self._timers else None
         workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
         self._upsert_search_attributes(presentation.search_attributes(view))
-        await workflow.execute_local_activity_method(
-            OrderActivities.project_order,
-            view,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            summary="project order to read model",
-        )
+        try:
+            await workflow.execute_local_activity_method(
+                OrderActivities.project_order,
+                view,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=PROJECTION_RETRY,
+                summary="project order to read model",
+            )
+        except ActivityError as err:
+            # The read model lags; the order itself must go on. The next change projects again.
+            workflow.logger.error("projection_failed", extra={"order_id": self._id, "error": str(err.cause)})
 
     def _upsert_search_attributes(self, wanted: dict[str, Any]) -> None:
         """Upsert only what changed since the last time: fewer history events per order."""

@@ -63,11 +63,14 @@ async def low_stock(
     return [LowStock.model_validate(e, from_attributes=True) for e in events]
 
 
-@router.get("/export.csv", response_class=PlainTextResponse)
-async def export_csv(_: Reader, warehouses: Warehouses) -> PlainTextResponse:
+class CsvResponse(PlainTextResponse):
+    media_type = "text/csv"
+
+
+@router.get("/export.csv", response_class=CsvResponse)
+async def export_csv(_: Reader, warehouses: Warehouses) -> CsvResponse:
     """Every stock row as CSV (warehouse, sku, on_hand, locked, reserved, available, safety_stock)."""
-    text = await run_in_threadpool(warehouses.export_stock_csv)
-    return PlainTextResponse(text, media_type="text/csv")
+    return CsvResponse(await run_in_threadpool(warehouses.export_stock_csv))
 
 
 @router.post("/import", response_model=ImportResult)

@@ -29,7 +29,7 @@ class Shipping(BaseModel):
 class WarehouseIn(Model):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     country: CountryCode
-    daily_capacity: Annotated[int, Field(ge=0)] | None = None
+    daily_capacity: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
     shipping: dict[Region, Shipping] = Field(description="destination region -> cost and days")
 
 
