@@ -48,6 +48,14 @@ class ShipmentService:
 
     def mark_shipped(self, order_id: str, warehouse: str) -> bool:
         """The parcel left (shipped by the warehouse or outside orderflow): nothing more to pick."""
+        return self._close_open(order_id, warehouse, "shipped")
+
+    def cancel(self, request: CancelShipmentRequest) -> bool:
+        """Withdraw a request the warehouse has not fulfilled; False when there was none to withdraw."""
+        return self._close_open(request.order_id, request.warehouse, "cancelled")
+
+    def _close_open(self, order_id: str, warehouse: str, status: str) -> bool:
+        """Move the open request of (order, warehouse) to `status`; False when none was open."""
         with transaction(self._engine) as session:
             result = session.execute(
                 update(ShipmentRequest)
@@ -56,21 +64,7 @@ class ShipmentService:
                     col(ShipmentRequest.warehouse) == warehouse,
                     col(ShipmentRequest.status) == "requested",
                 )
-                .values(status="shipped")
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    def cancel(self, request: CancelShipmentRequest) -> bool:
-        """Withdraw a request the warehouse has not fulfilled; False when there was none to withdraw."""
-        with transaction(self._engine) as session:
-            result = session.execute(
-                update(ShipmentRequest)
-                .where(
-                    col(ShipmentRequest.order_id) == request.order_id,
-                    col(ShipmentRequest.warehouse) == request.warehouse,
-                    col(ShipmentRequest.status) == "requested",
-                )
-                .values(status="cancelled")
+                .values(status=status)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
