@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import Forbidden, Unauthorized
 from api.gateway import OrderGateway
 from api.restock import Restocker as RestockSweeps
-from core.config import Settings
 from domain.access import Caller, Permission
 from services.audit import AuditService
 from services.auth import ApiKeyService
@@ -61,7 +60,6 @@ Gateway = Annotated[OrderGateway, _from_state("gateway")]
 Store = Annotated[OrderStore, _from_state("store")]
 Inventory = Annotated[InventoryService, _from_state("inventory")]
 Audit = Annotated[AuditService, _from_state("audit")]
-AppSettings = Annotated[Settings, _from_state("settings")]
 Warehouses = Annotated[WarehouseService, _from_state("warehouses")]
 Restocker = Annotated[RestockSweeps, _from_state("restocker")]
 Reader = Annotated[Caller, _require(Permission.READ)]
