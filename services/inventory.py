@@ -228,7 +228,6 @@ class InventoryService:
             _lock_rows(session, skus={m.sku for m in moves})
             units = self._close(session, _outstanding(moves, "lock"), "release")
             units += self._close(session, _outstanding(moves, "reserve"), "unreserve")
-            self._watch_safety_stock(session, [(m.warehouse, m.sku) for m in moves])
             return units
 
     def ship_order(self, order_id: str, warehouse: str) -> int:
@@ -237,9 +236,7 @@ class InventoryService:
             moves = session.exec(select(StockMove).where(StockMove.order_id == order_id)).all()
             held = [m for m in _outstanding(moves, "lock") if m.warehouse == warehouse]
             _lock_rows(session, skus={m.sku for m in held})
-            units = self._close(session, held, "ship")
-            self._watch_safety_stock(session, [(m.warehouse, m.sku) for m in held])
-            return units
+            return self._close(session, held, "ship")
 
     def shipped_today(self, now: datetime | None = None) -> dict[str, int]:
         """Orders allocated per warehouse since midnight UTC: what daily capacity is measured on."""
@@ -351,7 +348,8 @@ class InventoryService:
             return AllocationPlan.model_validate(claim.plan) if claim and claim.plan else None
 
     def _close(self, session: Session, rows: list[StockMove], kind: str) -> int:
-        """Release, unreserve, ship or convert rows: stock first, then the ledger row."""
+        """Release, unreserve, ship or convert rows: stock first, then the ledger row; low-stock
+        events follow the rows touched, whichever path closed them."""
         units = 0
         for row in rows:
             if kind in ("unreserve", "lock_from_reserve"):
@@ -368,6 +366,7 @@ class InventoryService:
             session.add(_move(row, kind))
             units += row.quantity
         session.flush()
+        self._watch_safety_stock(session, [(row.warehouse, row.sku) for row in rows])
         return units
 
     def _pressure(self, lines: list[OrderLine]) -> tuple[list[str], list[str]]:

@@ -448,3 +448,16 @@ def test_a_bad_row_after_a_blank_line_is_named_by_its_real_line() -> None:
     with pytest.raises(BadCsv) as refused:
         parse_stock_csv("warehouse,sku,on_hand\nWH-FRA,MUG-BLUE,5\n\nWH-FRA,TEE-L,ten\n")
     assert str(refused.value).startswith("line 4: "), str(refused.value)
+
+
+def test_moving_a_lock_away_closes_the_old_warehouses_low_stock_event(engine: Engine) -> None:
+    inventory = InventoryService(engine)
+    inventory.set_on_hand("WH-1", "MUG-BLUE", 5, safety_stock=3)
+    inventory.set_on_hand("WH-2", "MUG-BLUE", 5)
+    assert inventory.lock_order("ord_1", [line("MUG-BLUE", 3)], "DE", warehouse="WH-1").locked
+    assert [(e.warehouse, e.available) for e in inventory.low_stock()] == [("WH-1", 2)]
+
+    moved = inventory.lock_order("ord_1", [line("MUG-BLUE", 3)], "DE", generation=1, warehouse="WH-2")
+
+    assert moved.warehouse == "WH-2"
+    assert inventory.low_stock() == [], "WH-1 is back to 5 available, above its safety stock of 3"
