@@ -21,10 +21,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from core.config import Settings
-from domain.models import CancelOrder
+from domain.models import CancelOrder, OrderStatus
 from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
+from services.orders import OrderStore
 from tests.factories import eventually, order, payment_for, start_order, terminate_started
+from tests.services.test_orders_store import make_view
 from tests.smtp import free_port
 from workflows.order import OrderWorkflow
 
@@ -110,12 +112,17 @@ async def test_api_exports_orders_by_status(dev_env: WorkflowEnvironment, sqlite
         database_url=str(sqlite_engine.url),
         api_metrics_address=address,
     )
+    store = OrderStore(sqlite_engine)
+    store.project(make_view("ord_m1"))
+    store.project(make_view("ord_m2"))
+    store.project(make_view("ord_m3", status=OrderStatus.EXCEPTION))
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         metrics = await eventually(lambda: _scrape_when(address, "orderflow_orders"))
     assert metrics is not None
-    assert value(metrics, "orderflow_orders", status="pending_payment") == 0
-    assert 'status="completed"' in metrics
+    assert value(metrics, "orderflow_orders", status="pending_payment") == 2
+    assert value(metrics, "orderflow_orders", status="exception") == 1
+    assert 'orderflow_orders{service_name="temporal-core-sdk",status="completed"} 0' in metrics
 
 
 class SlowInbox:
