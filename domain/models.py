@@ -242,6 +242,14 @@ class ShipmentView(Model):
     delivered_at: datetime | None = None
 
 
+class PendingCommand(Model):
+    """A command the order accepted but has not finished: its step is still running or retrying."""
+
+    command: str
+    accepted_at: datetime
+    waiting_on: str | None = None  # the step it waits for, e.g. "record refund"
+
+
 class OrderView(Model):
     """What a user sees of an order; also the projection written to the read model."""
 
@@ -274,4 +282,9 @@ class OrderView(Model):
     held_since: datetime | None = None
     hold_reason: str | None = None
     waiting_for_restock: bool = False
+    # A step that has been running or retrying for a while: what it is and since when.
+    waiting_on: str | None = None
+    waiting_since: datetime | None = None
+    # Commands accepted but not yet carried out (the update answered before its step finished).
+    pending: list[PendingCommand] = []
     timeline: list[TimelineEvent] = []
