@@ -11,6 +11,11 @@ from services.db import transaction
 from services.tables import Payment, Refund
 
 
+def refund_id(order_id: str, payment_id: str) -> str:
+    """The refund's id: one per (order, payment), the same on every retry."""
+    return f"{order_id}:{payment_id}"
+
+
 class PaymentConflict(Exception):
     """The payment_id is already recorded against another order."""
 
@@ -45,12 +50,12 @@ class PaymentService:
 
     def record_refund(self, request: RecordRefund) -> str:
         """Owe the buyer a refund of the payment; one refund per payment, whatever the retries."""
-        refund_id = f"{request.order_id}:{request.payment_id}"
+        owed = refund_id(request.order_id, request.payment_id)
         try:
             with transaction(self._engine) as session:
                 session.add(
                     Refund(
-                        refund_id=refund_id,
+                        refund_id=owed,
                         order_id=request.order_id,
                         payment_id=request.payment_id,
                         amount=request.amount,
@@ -60,7 +65,7 @@ class PaymentService:
                 )
         except IntegrityError:
             pass  # recorded by an earlier attempt
-        return refund_id
+        return owed
 
     def refunds_for(self, order_id: str) -> list[Refund]:
         with Session(self._engine) as session:
