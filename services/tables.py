@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Numeric, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Numeric, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -120,12 +120,13 @@ class Refund(SQLModel, table=True):
     """A refund owed to the buyer; the payment provider adapter settles it (status pending -> done)."""
 
     __tablename__ = "refunds"
-    refund_id: str = Field(primary_key=True, max_length=120)
+    # "<order_id>:<payment_id>" (services.payments.refund_id): 40 + 1 + 100 characters at most.
+    refund_id: str = Field(primary_key=True, max_length=160)
     order_id: str = Field(index=True, max_length=40)
     payment_id: str = Field(max_length=100)
     amount: Decimal = _money()
     currency: str = Field(max_length=3)
-    reason: str = Field(max_length=200)
+    reason: str = Field(max_length=500)  # an operator's reason (domain.operator.Reason) or the channel's
     status: str = Field(default="pending", max_length=16)
     created_at: datetime = _ts(default_factory=utcnow)
 
@@ -168,8 +169,9 @@ class OrderRow(SQLModel, table=True):
     country: str = Field(index=True, max_length=2)
     currency: str = Field(max_length=3)
     total: Decimal = _money()
-    warehouse: str | None = Field(default=None, max_length=200)  # "WH-A+WH-B" when split
-    exception_reason: str | None = Field(default=None, max_length=40)
+    # "WH-A+WH-B+..." when split: a code per warehouse the order ships from, however many that is.
+    warehouse: str | None = Field(default=None, sa_type=Text)
+    exception_reason: str | None = Field(default=None, max_length=64)
     on_hold: bool = Field(default=False, index=True)
     priority: int = 3  # 1 served first .. 5 last
     created_at: datetime = _ts(index=True)
@@ -190,7 +192,7 @@ class OrderEventRow(SQLModel, table=True):
     order_id: str = Field(primary_key=True, max_length=40)
     seq: int = Field(primary_key=True)
     at: datetime = _ts()
-    kind: str = Field(max_length=40)
+    kind: str = Field(max_length=64)
     detail: str = ""
 
 
