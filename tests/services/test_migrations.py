@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -38,8 +39,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 
+from domain.effects import RecordRefund
 from services import migrate
 from services.db import create_schema, make_engine, transaction
+from services.payments import PaymentService, refund_id
 from services.tables import ApiKey, Notification, Stock, utcnow
 
 
@@ -333,6 +336,29 @@ def test_a_database_made_by_older_models_is_stamped_and_gets_the_later_revisions
     with transaction(fresh) as session:
         kinds = session.exec(select(Notification.kind).order_by(col(Notification.kind))).all()
     assert kinds == ["order_shipped:" + "W" * 60, "payment_reminder"]
+
+
+def test_a_refund_recorded_before_the_wider_columns_is_still_found_by_a_retry(fresh: Engine) -> None:
+    """0003 widens refunds (and orders) in place: a refund recorded just before the upgrade keeps its
+    id, so the retry of that record_refund after the upgrade owes it once, not twice."""
+    refund = RecordRefund(
+        order_id="ord_1", payment_id="pay_1", amount=Decimal("59.80"), currency="USD", reason="cancelled"
+    )
+    with fresh.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), "0002_wider_kind_and_warehouse")
+    recorded = PaymentService(fresh).record_refund(refund)
+
+    create_schema(fresh)
+
+    assert differences(fresh) == []
+    longer = refund.model_copy(update={"payment_id": "p" * 100, "reason": "r" * 500})
+    assert PaymentService(fresh).record_refund(refund) == recorded
+    assert PaymentService(fresh).record_refund(longer) == refund_id("ord_1", "p" * 100)
+    rows = PaymentService(fresh).refunds_for("ord_1")
+    assert sorted((r.refund_id, r.reason) for r in rows) == [
+        (recorded, "cancelled"),
+        (refund_id("ord_1", "p" * 100), "r" * 500),
+    ]
 
 
 def test_some_tables_without_alembic_version_are_refused(fresh: Engine) -> None:
