@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 from activities.inventory import InventoryActivities
 from activities.notifications import NotificationActivities
 from activities.orders import OrderActivities
+from activities.restock import RestockActivities
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.metrics import metrics_runtime
@@ -30,6 +31,7 @@ from services.payments import PaymentService
 from services.shipments import ShipmentService
 from services.warehouses import WarehouseService
 from workflows.order import OrderWorkflow
+from workflows.restock import RestockWorkflow
 
 log = structlog.get_logger(__name__)
 
@@ -64,10 +66,11 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         pay_url_template=settings.pay_url_template,
         coupon_code=settings.reminder_coupon_code,
     )
+    restock = RestockActivities(client, OrderStore(engine))
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OrderWorkflow],
+        workflows=[OrderWorkflow, RestockWorkflow],
         activities=[
             inventory.lock_stock,
             inventory.reserve_stock,
@@ -82,6 +85,7 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
             orders.change_shipment_address,
             orders.record_audit,
             notifications.notify_customer,
+            restock.dispatch_restock,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
