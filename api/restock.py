@@ -1,52 +1,65 @@
-"""Restock sweeps: when a SKU's stock grows, wake the orders waiting for it, highest priority first."""
+"""Restock hand-off: when a SKU's stock grows, tell the durable restock dispatcher (a Temporal workflow)."""
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
-from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError
 
-from api.errors import Conflict, NotFound
 from api.gateway import OrderGateway
+from domain.restock import RestockDispatch, StockArrived, dispatcher_id
 from services.orders import OrderStore
+from workflows.restock import RestockWorkflow
 
 log = structlog.get_logger(__name__)
 
 
+async def stock_arrived(
+    client: Client, task_queue: str, skus: list[str]
+) -> WorkflowHandle[RestockWorkflow, None]:
+    """Signal-with-start the task queue's dispatcher: it is started if not running, and the SKUs are in
+    its history (durable) when this returns."""
+    return await client.start_workflow(
+        RestockWorkflow.run,
+        RestockDispatch(),
+        id=dispatcher_id(task_queue),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="stock_arrived",
+        start_signal_args=[StockArrived(skus=skus)],
+        static_summary=f"Restock dispatcher for task queue {task_queue}",
+        static_details="Wakes orders waiting for stock, highest priority first, when stock arrives.",
+    )
+
+
 class Restocker:
-    """Sends each waiting order the `restock` update in priority order, one at a time, so scarce new
-    stock goes to the most important orders first. Runs after the HTTP answer; an order missed here
-    (the API stopped mid-sweep) still finds the stock on its own periodic restock check."""
+    """Hands the SKUs whose stock grew to the restock dispatcher before the HTTP answer, so an API restart
+    loses nothing; the dispatcher wakes the waiting orders in priority order, one at a time. When Temporal
+    cannot be reached the stock change stands and each order still finds the stock on its own periodic
+    restock check."""
 
-    def __init__(self, gateway: OrderGateway, store: OrderStore) -> None:
-        self._gateway = gateway
-        self._store = store
-        self._one_at_a_time = asyncio.Lock()
-        self._running: set[asyncio.Task[list[str]]] = set()
+    def __init__(self, gateway: OrderGateway, store: OrderStore | None = None) -> None:
+        # The gateway holds the API's Temporal client and settings (see the report on issue #8: the
+        # lifespan could pass them directly; `store` is no longer needed, the dispatcher reads it).
+        self._client: Client = gateway._client
+        self._task_queue: str = gateway._settings.task_queue
 
-    def sweep(self, skus: list[str]) -> None:
+    async def sweep(self, skus: list[str]) -> bool:
+        """True when the dispatcher has the SKUs (nothing to do for an empty list)."""
         if not skus:
-            return
-        task = asyncio.create_task(self._sweep(skus))
-        self._running.add(task)
-        task.add_done_callback(self._running.discard)
+            return True
+        try:
+            await stock_arrived(self._client, self._task_queue, skus)
+        except RPCError as err:
+            log.warning("restock_not_dispatched", skus=skus, error=str(err), status=err.status.name)
+            return False
+        log.info("restock_dispatched", skus=skus, dispatcher=dispatcher_id(self._task_queue))
+        return True
+
+    def dispatcher(self) -> WorkflowHandle[RestockWorkflow, None]:
+        """The task queue's dispatcher (query its `view` to see what it holds and did)."""
+        return self._client.get_workflow_handle_for(RestockWorkflow.run, dispatcher_id(self._task_queue))
 
     async def drain(self) -> None:
-        """Wait for sweeps under way (shutdown, tests)."""
-        while self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-
-    async def _sweep(self, skus: list[str]) -> list[str]:
-        locked: list[str] = []
-        async with self._one_at_a_time:
-            waiting = await run_in_threadpool(self._store.waiting_for_stock, skus)
-            for order_id in waiting:
-                try:
-                    view = await self._gateway.restock(order_id)
-                except (Conflict, NotFound):
-                    continue  # resolved or cancelled meanwhile
-                if view.status != "exception":
-                    locked.append(order_id)
-        log.info("restock_sweep", skus=skus, waiting=len(waiting), locked=locked)
-        return locked
+        """Nothing to wait for at shutdown: every sweep was handed to Temporal before its HTTP answer."""

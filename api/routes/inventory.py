@@ -81,13 +81,16 @@ async def import_csv(
     restocker: Restocker,
     csv_text: Annotated[str, Body(media_type="text/csv", description="warehouse,sku,on_hand[,safety_stock]")],
 ) -> ImportResult:
-    """Set counts from a CSV (an edited export works); all rows are checked before any is applied."""
+    """Set counts from a CSV (an edited export works); all rows are checked before any is applied.
+
+    SKUs whose stock grew are handed to the restock dispatcher, which wakes their waiting orders.
+    """
     try:
         rows = parse_stock_csv(csv_text)
     except BadCsv as exc:
         raise UnprocessableField("csv", str(exc)) from exc
     grown = await run_in_threadpool(inventory.import_counts, rows)
-    restocker.sweep(grown)
+    await restocker.sweep(grown)
     return ImportResult(rows=len(rows), restocked_skus=grown)
 
 
@@ -102,12 +105,13 @@ async def set_stock(
 ) -> StockLevel:
     """Set the counted quantity on hand (and safety stock); refused (409) below what orders hold.
 
-    More stock than before wakes the orders waiting for this SKU, highest priority first.
+    More stock than before is handed to the restock dispatcher (a Temporal workflow) before the answer:
+    it wakes the orders waiting for this SKU, highest priority first.
     """
     before = await run_in_threadpool(inventory.get, warehouse, sku)
     level = await run_in_threadpool(inventory.set_on_hand, warehouse, sku, body.on_hand, body.safety_stock)
     if level.available > (before.available if before else 0):
-        restocker.sweep([sku])
+        await restocker.sweep([sku])
     return level
 
 

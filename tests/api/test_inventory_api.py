@@ -1,8 +1,10 @@
 """Inventory over HTTP: warehouses, stock counts, CSV import and export, low stock, sellable units, and
-restock sweeps that serve waiting orders in priority order. Each test runs on SQLite and PostgreSQL."""
+restock sweeps (run by the restock dispatcher workflow) that serve waiting orders in priority order.
+Each test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -11,13 +13,16 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from temporalio.service import RPCError, RPCStatusCode
 
 from api.restock import Restocker
 from domain.models import OrderView
+from domain.restock import RestockDispatcherView
 from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from tests.api.payloads import body
 from tests.factories import eventually
+from workflows.restock import RestockWorkflow
 
 CSV = {"content-type": "text/csv"}
 
@@ -28,10 +33,22 @@ def app_of(api: httpx.AsyncClient) -> FastAPI:
     return cast(FastAPI, transport.app)
 
 
-async def swept(api: httpx.AsyncClient) -> None:
-    """Wait for the restock sweeps the last stock change started (they run after the answer)."""
+async def swept(api: httpx.AsyncClient) -> RestockDispatcherView | None:
+    """Wait until the restock dispatcher (a Temporal workflow the stock changes signalled before their
+    answers) swept every SKU it was handed; None when no stock change ever reached it."""
     restocker: Restocker = app_of(api).state.restocker
-    await restocker.drain()
+    dispatcher = restocker.dispatcher()
+    for _ in range(600):
+        try:
+            view = await dispatcher.query(RestockWorkflow.view)
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            return None
+        if view.idle:
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the restock dispatcher is still busy: {view}")
 
 
 async def put_stock(api: httpx.AsyncClient, warehouse: str, sku: str, **values: int) -> dict[str, Any]:
@@ -264,7 +281,13 @@ async def test_restock_serves_waiting_orders_highest_priority_first(api: httpx.A
         return str((await api.get(f"/orders/{order['order_id']}")).json()["status"])
 
     await put_stock(api, "WH-SZ", "LAMP-1", on_hand=2)
-    await swept(api)
+    sweep = await swept(api)
+    assert sweep is not None
+    assert sweep.last is not None  # served by the dispatcher workflow, in priority order
+    assert (sweep.last.locked, sweep.last.still_short) == (
+        [vip["order_id"], high["order_id"]],
+        [small["order_id"]],
+    )
     assert [await status(o) for o in (vip, high, small)] == ["stock_locked", "stock_locked", "exception"]
     left = (await api.get(f"/orders/{small['order_id']}")).json()
     assert (left["exception_reason"], left["waiting_for_restock"]) == ("out_of_stock", True)
