@@ -40,8 +40,8 @@ class Restocker:
     restock check."""
 
     def __init__(self, gateway: OrderGateway, store: OrderStore | None = None) -> None:
-        # The gateway holds the API's Temporal client and settings (see the report on issue #8: the
-        # lifespan could pass them directly; `store` is no longer needed, the dispatcher reads it).
+        # The signature api/main.py builds it with. The gateway holds the API's Temporal client and task
+        # queue; `store` is unused now (the dispatcher's activity reads the read model, later and fresher).
         self._client: Client = gateway._client
         self._task_queue: str = gateway._settings.task_queue
 
@@ -51,8 +51,8 @@ class Restocker:
             return True
         try:
             await stock_arrived(self._client, self._task_queue, skus)
-        except RPCError as err:
-            log.warning("restock_not_dispatched", skus=skus, error=str(err), status=err.status.name)
+        except (RPCError, RuntimeError) as err:  # RuntimeError: the SDK could not (re)connect
+            log.warning("restock_not_dispatched", skus=skus, error=str(err))
             return False
         log.info("restock_dispatched", skus=skus, dispatcher=dispatcher_id(self._task_queue))
         return True

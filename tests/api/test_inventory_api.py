@@ -13,9 +13,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RetryConfig, RPCError, RPCStatusCode
 
+from api.gateway import OrderGateway
 from api.restock import Restocker
+from core.config import Settings
 from domain.models import OrderView
 from domain.restock import RestockDispatcherView
 from services.notifications import NotificationOutbox
@@ -358,3 +362,26 @@ async def test_placing_an_order_answers_with_its_payment_deadline_and_why(api: h
     again = await api.post("/orders", json=body("SG-H1"))
     assert again.status_code == 200
     assert again.json()["payment_due_at"] == placed["payment_due_at"]
+
+
+# ------------------------------------------------------------------ restock hand-off, Temporal away
+async def test_a_stock_change_stands_when_temporal_cannot_take_the_restock(api: httpx.AsyncClient) -> None:
+    app = app_of(api)
+    unreachable = await Client.connect(
+        "127.0.0.1:1",  # nothing listens there
+        data_converter=pydantic_data_converter,
+        lazy=True,
+        retry_config=RetryConfig(max_retries=1, max_elapsed_time_millis=1000),
+    )
+    settings: Settings = app.state.settings
+    app.state.restocker = Restocker(OrderGateway(unreachable, app.state.store, settings))
+
+    level = await put_stock(api, "WH-SZ", "LAMP-1", on_hand=4)  # answered: the count is what was asked
+    assert level["on_hand"] == 4
+    assert (await api.get("/inventory/WH-SZ/LAMP-1")).json()["available"] == 4
+    imported = await api.post(
+        "/inventory/import", content="warehouse,sku,on_hand\nWH-SZ,LAMP-1,6\n", headers=CSV
+    )
+    assert imported.status_code == 200, imported.text
+    assert imported.json() == {"rows": 1, "restocked_skus": ["LAMP-1"]}
+    assert not await app.state.restocker.sweep(["LAMP-1"])  # not handed over: each order re-checks itself
