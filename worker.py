@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.errors import ClassifyFailures
 from activities.inventory import InventoryActivities
 from activities.notifications import NotificationActivities
 from activities.orders import OrderActivities
@@ -90,6 +91,7 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
         graceful_shutdown_timeout=settings.shutdown_grace,
+        interceptors=[ClassifyFailures()],
     )
 
 

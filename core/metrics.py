@@ -14,6 +14,8 @@ STOCK_LOCKS = "orderflow_stock_locks"  # {result: locked | split | short}
 ORDER_EXCEPTIONS = "orderflow_order_exceptions"  # {reason}: out_of_stock, lock_stock_failed, ...
 ORDERS_PLACED = "orderflow_orders_placed"  # {channel}
 ORDERS_BY_STATUS = "orderflow_orders"  # gauge {status}, from the read model
+PROJECTION_FAILURES = "orderflow_projection_failures"  # read-model writes that failed (retried later)
+READ_MODEL_LAGGING = "orderflow_read_model_lagging_orders"  # gauge: orders whose read model is behind
 
 
 def metrics_runtime(address: str | None) -> Runtime | None:

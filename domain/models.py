@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -174,14 +174,6 @@ class Part(Model):
     lines: list[PartLine]
 
 
-class StartOrder(Model):
-    """Workflow input: the order, its id and the timing policy in force when it was placed."""
-
-    order_id: str
-    order: PlaceOrder
-    policy: OrderPolicy = OrderPolicy()
-
-
 class ConfirmPayment(Model):
     payment_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     amount: Money
@@ -277,6 +269,8 @@ class OrderView(Model):
     reminders_sent: int = 0
     cancel_reason: str | None = None
     exception_reason: str | None = None
+    # What an operator can do about the exception, in words: "retry: ...", "cancel: ...".
+    suggested_actions: list[str] = []
     status_since: datetime | None = None
     on_hold: bool = False
     held_since: datetime | None = None
@@ -288,3 +282,51 @@ class OrderView(Model):
     # Commands accepted but not yet carried out (the update answered before its step finished).
     pending: list[PendingCommand] = []
     timeline: list[TimelineEvent] = []
+
+
+class CarriedNotification(Model):
+    """A customer message not yet confirmed sent when the order continued as new: sent again there
+    (the outbox makes the second send a no-op when the first one got through)."""
+
+    kind: str
+    warehouse: str | None = None  # the parcel a "shipped" message is about
+
+
+class OrderState(Model):
+    """Everything OrderWorkflow keeps, carried into the next run when it continues as new."""
+
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    status_since: datetime
+    timeline: list[TimelineEvent]
+    timers: dict[str, datetime]
+    payment: PaymentInfo | None = None
+    parcels: list[ShipmentView] = []
+    lock_generation: int = 0
+    payment_due_at: datetime | None = None
+    hold_why: str | None = None
+    ship_by: datetime | None = None
+    confirm_by: datetime | None = None
+    ship_late: bool = False
+    reminders_sent: int = 0
+    cancel_reason: str | None = None
+    exception_reason: str | None = None
+    waiting_for_restock: bool = False
+    restock_every: timedelta | None = None
+    held_since: datetime | None = None
+    hold_reason: str | None = None
+    failed_in: OrderStatus | None = None
+    cancel_pending: str | None = None
+    notifications: list[CarriedNotification] = []
+    runs: int = 1
+
+
+class StartOrder(Model):
+    """Workflow input: the order, its id and the timing policy in force when it was placed; `carried`
+    is the state of the previous run when the order continued as new."""
+
+    order_id: str
+    order: PlaceOrder
+    policy: OrderPolicy = OrderPolicy()
+    carried: OrderState | None = None

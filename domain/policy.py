@@ -32,7 +32,15 @@ class OrderPolicy(BaseModel):
     ship_within: timedelta = timedelta(hours=48)
     confirm_window: timedelta = timedelta(days=7)
     reminder_offsets: tuple[timedelta, ...] = REMINDER_OFFSETS
+    # Out of stock: look again after restock_check_every, doubling up to restock_check_max (stock
+    # arriving wakes the order at once anyway; this is the fallback).
     restock_check_every: timedelta = timedelta(minutes=30)
+    restock_check_max: timedelta = timedelta(hours=12)
+    # A step failing for a reason a retry may fix is retried for this long, the order showing that it
+    # waits; then it goes to exception for an operator.
+    step_patience: timedelta = timedelta(hours=24)
+    # Continue as new once the history has this many events (or when Temporal suggests it).
+    history_limit: int = 10_000
 
 
 def payment_hold_for(policy: OrderPolicy, scarce: list[str], tight: list[str]) -> tuple[timedelta, str]:

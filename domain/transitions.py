@@ -80,7 +80,14 @@ TRANSITIONS: dict[C, dict[S, S]] = {
         S.EXCEPTION: S.CANCELLED,
     },
     C.PAYMENT_TIMEOUT: {S.PENDING_PAYMENT: S.CANCELLED},
-    C.STEP_FAILED: {S.PAID: S.EXCEPTION, S.STOCK_LOCKED: S.EXCEPTION},
+    # A step no retry can fix, or a cancellation that could not finish: an operator takes over.
+    C.STEP_FAILED: {
+        S.PENDING_PAYMENT: S.EXCEPTION,
+        S.PAID: S.EXCEPTION,
+        S.STOCK_LOCKED: S.EXCEPTION,
+        S.PARTIALLY_SHIPPED: S.EXCEPTION,
+        S.EXCEPTION: S.EXCEPTION,
+    },
     C.RESTOCKED: {S.EXCEPTION: S.STOCK_LOCKED},
     C.HOLD: _stay(*_OPEN),
     C.RELEASE: _stay(*_OPEN),

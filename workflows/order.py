@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
     from activities.notifications import NotificationActivities
     from activities.orders import OrderActivities
-    from core.metrics import ORDER_EXCEPTIONS, ORDERS_PLACED
+    from core.metrics import ORDER_EXCEPTIONS, ORDERS_PLACED, PROJECTION_FAILURES
     from domain.effects import (
         AuditEntry,
         CancelShipmentRequest,
@@ -42,12 +42,15 @@ with workflow.unsafe.imports_passed_through():
         TERMINAL_STATUSES,
         Address,
         CancelOrder,
+        CarriedNotification,
         ConfirmPayment,
         ConfirmReceipt,
         ConfirmShipment,
+        OrderState,
         OrderStatus,
         OrderView,
         PaymentInfo,
+        PendingCommand,
         RestockCheck,
         StartOrder,
         TimelineEvent,
@@ -65,22 +68,50 @@ with workflow.unsafe.imports_passed_through():
 
 S = OrderStatus
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# A step that still fails after these attempts puts the order in exception for an operator to retry.
-STEP_RETRY = RetryPolicy(maximum_attempts=8, maximum_interval=timedelta(minutes=2))
-PROJECTION_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=30))
+# One round of quick attempts inside Temporal. When a round fails for a reason a retry may fix, the
+# workflow shows the order waiting (view, read model, Web UI), answers queued commands as pending,
+# and starts another round after a back-off: 30 s doubling to 10 min, for up to policy.step_patience.
+STEP_ROUND = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=10))
+STEP_BACKOFF_FIRST = timedelta(seconds=30)
+STEP_BACKOFF_MAX = timedelta(minutes=10)
+PROJECTION_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=10))
+# A read-model write that failed is tried again after 1 min, doubling to 1 h, until it succeeds.
+PROJECTION_CATCH_UP_FIRST = timedelta(minutes=1)
+PROJECTION_CATCH_UP_MAX = timedelta(hours=1)
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
+# Before continuing as new, in-flight customer mails get this long to finish; the rest are carried.
+NOTIFY_SETTLE = timedelta(minutes=1)
+
+RETRY_ADVICE = "retry: runs the failed step again once its cause is fixed"
+CANCEL_ADVICE = "cancel: cancels the order, releases its stock and refunds any payment"
 
 
 def _refuse(reason: str) -> ApplicationError:
     return ApplicationError(reason, type="Refused", non_retryable=True)
 
 
-class StepFailed(Exception):
-    """An activity gave up after its retries; the order goes to exception `<step>_failed`."""
+def _reason(cause: BaseException) -> str:
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    if isinstance(cause, TimeoutError) or type(cause).__name__ == "TimeoutError":
+        return "it did not answer in time"
+    return str(cause) or type(cause).__name__
 
-    def __init__(self, step: str, cause: BaseException) -> None:
-        super().__init__(f"{step}: {cause}")
+
+class StepFailed(Exception):
+    """A step failed for good (a cause no retry fixes, or past the step patience)."""
+
+    def __init__(self, step: str, summary: str, cause: BaseException) -> None:
         self.step = step
+        self.summary = summary
+        self.reason = _reason(cause)
+        self.cause = cause
+        self.handled = False  # True once the caller has put the order where it belongs
+        super().__init__(f"{summary}: {self.reason}")
+
+
+class StepInterrupted(Exception):
+    """An automatic step waiting to retry gave way to a command (e.g. an operator's cancel)."""
 
 
 @dataclass
@@ -89,6 +120,7 @@ class _Job:
 
     name: str
     run: Callable[[], Awaitable[None]]
+    accepted_at: datetime
     done: bool = False
     error: str | None = None
 
@@ -109,7 +141,9 @@ class OrderWorkflow:
         self._timeline: list[TimelineEvent] = []
         self._timers: dict[str, datetime] = {}
         self._inbox: list[_Job] = []
+        self._current: _Job | None = None
         self._notifications: list[asyncio.Task[None]] = []
+        self._unsent: dict[tuple[str, str | None], CarriedNotification] = {}
         self._payment: PaymentInfo | None = None
         self._parcels = Parcels()
         self._lock_generation = 0
@@ -122,43 +156,73 @@ class OrderWorkflow:
         self._cancel_reason: str | None = None
         self._exception_reason: str | None = None
         self._waiting_for_restock = False
+        self._restock_every: timedelta | None = None
         self._held_since: datetime | None = None
         self._hold_reason: str | None = None
         self._published_attributes: dict[str, Any] = {}
+        # A step retrying after a failure a retry may fix: what, since when, and whether commands
+        # must wait for it (a command's own step) or may interrupt it (an automatic step).
+        self._waiting_on: str | None = None
+        self._waiting_since: datetime | None = None
+        self._blocked = False
+        self._failed_in: OrderStatus | None = None  # where `retry` resumes after a failed step
+        self._cancel_pending: str | None = None  # a cancellation that could not finish: retry resumes it
+        self._projection_lag: timedelta | None = None  # set while the read model is behind
+        self._runs = 1
+        if start.carried is not None:
+            self._restore(start.carried)
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
     async def run(self, start: StartOrder) -> OrderView:
         order = self._order
-        self._record(
-            "placed",
-            f"{order.channel} order {order.channel_order_id}: {len(order.lines)} line(s), "
-            f"total {order.total} {order.currency}; priority {self._priority.key} "
-            f"({', '.join(self._priority.why)})",
-        )
-        await self._reserve_and_arm_payment_timers()
+        if start.carried is None:
+            self._record(
+                "placed",
+                f"{order.channel} order {order.channel_order_id}: {len(order.lines)} line(s), "
+                f"total {order.total} {order.currency}; priority {self._priority.key} "
+                f"({', '.join(self._priority.why)})",
+            )
+            await self._reserve_and_arm_payment_timers()
+            placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
+            placed.add(1, {"channel": order.channel.value})
+        else:
+            for carried in start.carried.notifications:
+                parcel = next((p for p in self._parcels.items if p.warehouse == carried.warehouse), None)
+                self._notify(NotificationKind(carried.kind), parcel)
         self._placed = True
-        placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
-        placed.add(1, {"channel": order.channel.value})
         await self._publish()
         while self._status not in TERMINAL_STATUSES or self._inbox:
             await self._wait_for_work()
             while self._inbox:
                 job = self._inbox.pop(0)
+                self._current = job
                 try:
                     await job.run()
                     await self._advance()
                 except Refused as refused:
                     job.error = refused.reason
-                job.done = True
+                except StepFailed as failed:
+                    job.error = self._contain(failed)
+                finally:
+                    self._current = None
+                    job.done = True
                 await self._publish()
             if self._held_since is None:
                 fired = await self._fire_due_timers()
                 if await self._advance() or fired:
                     await self._publish()
+            if self._history_is_long():
+                await self._continue_as_new()
         events = len(self._timeline)
         await asyncio.gather(*self._notifications)
         if len(self._timeline) != events:  # a notification failed after the last projection
+            await self._publish()
+        while self._projection_lag is not None:  # the read model must see how the order ended
+            due = self._timers.get("project", workflow.now())
+            await workflow.sleep(
+                max(due - workflow.now(), timedelta(seconds=1)), summary="catch up the read model"
+            )
             await self._publish()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._view()
@@ -188,27 +252,36 @@ class OrderWorkflow:
                 continue
             del self._timers[name]
             fired = True
-            if name.startswith("payment_reminder_"):
-                self._send_reminder(int(name.rsplit("_", 1)[1]))
-            elif name == "payment_timeout":
-                await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT)
-            elif name == "ship_by":
-                self._ship_late = True
-                late = self._parcels.unshipped()
-                for parcel in late:
-                    parcel.late = True
-                where = ", ".join(p.warehouse for p in late) or "the warehouse"
-                self._record(
-                    "ship_deadline_missed",
-                    f"not shipped by {due.isoformat()} ({presentation.hours(self._policy.ship_within)} "
-                    f"after payment); still waiting for {where}",
-                )
-            elif name == "confirm_by":
-                self._move(Command.AUTO_COMPLETE)
-                self._record("completed", "confirmation window ended without a buyer complaint")
-            elif name == "restock_check":
-                await self._try_restock()
+            try:
+                await self._fire(name, due)
+            except StepFailed as failed:
+                self._contain(failed)
+            except Refused as refused:  # the order moved on meanwhile: nothing left to do
+                self._record("deadline_skipped", f"{presentation.timer_label(name, self._policy)}: {refused}")
         return fired
+
+    async def _fire(self, name: str, due: datetime) -> None:
+        if name.startswith("payment_reminder_"):
+            self._send_reminder(int(name.rsplit("_", 1)[1]))
+        elif name == "payment_timeout":
+            await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT)
+        elif name == "ship_by":
+            self._ship_late = True
+            late = self._parcels.unshipped()
+            for parcel in late:
+                parcel.late = True
+            where = ", ".join(p.warehouse for p in late) or "the warehouse"
+            self._record(
+                "ship_deadline_missed",
+                f"not shipped by {due.isoformat()} ({presentation.hours(self._policy.ship_within)} "
+                f"after payment); still waiting for {where}",
+            )
+        elif name == "confirm_by":
+            self._move(Command.AUTO_COMPLETE)
+            self._record("completed", "confirmation window ended without a buyer complaint")
+        elif name == "restock_check":
+            await self._try_restock()
+        # "project": nothing to do here; the loop projects after any timer fired
 
     async def _advance(self) -> bool:
         """Take the automatic next step(s) the status calls for, unless the order is on hold."""
@@ -221,13 +294,108 @@ class OrderWorkflow:
                     await self._request_shipment(self._parcels.to_request()[0])
                 else:
                     break
+            except StepInterrupted:
+                break  # a command arrived while the step waited to retry: it goes first
             except StepFailed as failed:
-                self._move(Command.STEP_FAILED)
-                self._exception_reason = f"{failed.step}_failed"
-                self._count_exception()
-                self._record("step_failed", f"{failed.step} failed after retries: {failed}; retry it")
+                self._contain(failed)
             progressed = True
         return progressed
+
+    def _contain(self, failed: StepFailed) -> str:
+        """A step failed for good: the order goes to exception, saying why and what can be done."""
+        if failed.handled:
+            return str(failed)
+        failed.handled = True
+        if self._status != S.EXCEPTION:
+            self._failed_in = self._status
+        self._move(Command.STEP_FAILED)
+        self._exception_reason = f"{failed.step}_failed"
+        self._count_exception()
+        self._record(
+            "step_failed",
+            f"{failed.summary} failed: {failed.reason}. Fix the cause, then retry the order, or cancel it",
+        )
+        return f"{failed.summary} failed: {failed.reason}; the order is in exception for an operator"
+
+    def _history_is_long(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._policy.history_limit
+        )
+
+    async def _continue_as_new(self) -> None:
+        """Start a fresh history carrying the whole state, once no command is under way."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if self._inbox:
+            return  # a command arrived meanwhile: handle it first, continue as new after
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: all(task.done() for task in self._notifications),
+                timeout=NOTIFY_SETTLE,
+                timeout_summary="let customer mails in flight finish",
+            )
+        if self._inbox or not workflow.all_handlers_finished():
+            return
+        workflow.logger.info("order_continue_as_new", extra={"order_id": self._id, "run": self._runs})
+        workflow.continue_as_new(
+            StartOrder(order_id=self._id, order=self._order, policy=self._policy, carried=self._state())
+        )
+
+    def _state(self) -> OrderState:
+        return OrderState(
+            status=self._status,
+            created_at=self._created_at,
+            updated_at=self._updated_at,
+            status_since=self._status_since,
+            timeline=list(self._timeline),
+            timers=dict(self._timers),
+            payment=self._payment,
+            parcels=self._parcels.views(),
+            lock_generation=self._lock_generation,
+            payment_due_at=self._payment_due_at,
+            hold_why=self._hold_why,
+            ship_by=self._ship_by,
+            confirm_by=self._confirm_by,
+            ship_late=self._ship_late,
+            reminders_sent=self._reminders_sent,
+            cancel_reason=self._cancel_reason,
+            exception_reason=self._exception_reason,
+            waiting_for_restock=self._waiting_for_restock,
+            restock_every=self._restock_every,
+            held_since=self._held_since,
+            hold_reason=self._hold_reason,
+            failed_in=self._failed_in,
+            cancel_pending=self._cancel_pending,
+            notifications=list(self._unsent.values()),
+            runs=self._runs + 1,
+        )
+
+    def _restore(self, state: OrderState) -> None:
+        self._status = state.status
+        self._created_at = state.created_at
+        self._updated_at = state.updated_at
+        self._status_since = state.status_since
+        self._timeline = list(state.timeline)
+        self._timers = dict(state.timers)
+        self._payment = state.payment
+        self._parcels = Parcels([Parcel.from_view(view) for view in state.parcels])
+        self._lock_generation = state.lock_generation
+        self._payment_due_at = state.payment_due_at
+        self._hold_why = state.hold_why
+        self._ship_by = state.ship_by
+        self._confirm_by = state.confirm_by
+        self._ship_late = state.ship_late
+        self._reminders_sent = state.reminders_sent
+        self._cancel_reason = state.cancel_reason
+        self._exception_reason = state.exception_reason
+        self._waiting_for_restock = state.waiting_for_restock
+        self._restock_every = state.restock_every
+        self._held_since = state.held_since
+        self._hold_reason = state.hold_reason
+        self._failed_in = state.failed_in
+        self._cancel_pending = state.cancel_pending
+        self._runs = state.runs
 
     # ------------------------------------------------------------------ updates from integrations
     @workflow.update
@@ -302,7 +470,7 @@ class OrderWorkflow:
 
     @restock.validator
     def _validate_restock(self, _: RestockCheck) -> None:
-        if self._status != S.EXCEPTION or self._exception_reason != "out_of_stock":
+        if self._status != S.EXCEPTION or not self._waiting_for_restock:
             raise _refuse("the order is not waiting for stock")
 
     # ------------------------------------------------------------------ operator actions
@@ -331,9 +499,11 @@ class OrderWorkflow:
             raise _refuse(reason)
 
     async def _submit(self, name: str, run: Callable[[], Awaitable[None]]) -> OrderView:
-        job = _Job(name, run)
+        """Queue the command for the main loop and answer when it is done, or at once (the view
+        lists it as pending) while a step it must wait for keeps failing: never an update that hangs."""
+        job = _Job(name, run, accepted_at=workflow.now())
         self._inbox.append(job)
-        await workflow.wait_condition(lambda: job.done)
+        await workflow.wait_condition(lambda: job.done or self._blocked)
         if job.error is not None:
             raise _refuse(job.error)
         return self._view()
@@ -356,7 +526,9 @@ class OrderWorkflow:
             )
         except StepFailed as failed:
             reservation = Reservation(reserved=False)
-            self._record("reservation_failed", f"{failed}; the order waits unreserved")
+            self._record(
+                "reservation_failed", f"{failed}; the order waits unreserved, stock is allocated on payment"
+            )
         if self._policy.reserve_stock and reservation.reserved:
             where = "; ".join(Parcel(p.warehouse, p.lines).describe() for p in reservation.parts)
             self._record("stock_reserved", where)
@@ -374,14 +546,14 @@ class OrderWorkflow:
     async def _do_pay(self, payment: ConfirmPayment) -> None:
         self._move(Command.PAY, dry_run=True)
         try:
-            await self._activity(
+            await self._step(
+                "record_payment",
                 OrderActivities.record_payment,
                 RecordPayment(order_id=self._id, payment=payment),
                 "record payment",
             )
-        except ActivityError as err:
-            cause = err.cause
-            raise Refused(cause.message if isinstance(cause, ApplicationError) else str(err)) from err
+        except StepFailed as failed:
+            raise Refused(f"{failed.reason}; the order stays unpaid") from failed
         now = workflow.now()
         self._move(Command.PAY)
         self._payment = PaymentInfo(
@@ -400,7 +572,7 @@ class OrderWorkflow:
         await self._publish()
 
     async def _request_lock(
-        self, summary: str, warehouse: str | None = None, generation: int = 0
+        self, summary: str, warehouse: str | None = None, generation: int = 0, *, interruptible: bool = False
     ) -> StockLock:
         lock: StockLock = await self._step(
             "lock_stock",
@@ -413,28 +585,41 @@ class OrderWorkflow:
                 warehouse=warehouse,
             ),
             summary,
+            interruptible=interruptible,
         )
         return lock
 
     async def _lock_stock(self) -> None:
-        lock = await self._request_lock("allocate and lock stock", generation=self._lock_generation)
+        lock = await self._request_lock(
+            "allocate and lock stock", generation=self._lock_generation, interruptible=True
+        )
         if lock.locked:
             self._placed_in(lock, Command.LOCK_STOCK)
             return
         self._move(Command.STOCK_SHORT)
         self._exception_reason = "out_of_stock"
         self._count_exception()
-        self._waiting_for_restock = True  # restock resolves it by itself; an operator may cancel
-        self._timers["restock_check"] = workflow.now() + self._policy.restock_check_every
+        self._wait_for_restock()
         short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
         advice = "; ".join(s.detail for s in lock.suggestions)
         self._record("out_of_stock", f"short: {short or 'nothing to ship from'}; nothing locked. {advice}")
 
+    def _wait_for_restock(self) -> None:
+        """Stock arriving wakes the order (the restock dispatcher); this timer is the fallback."""
+        self._waiting_for_restock = True
+        self._restock_every = self._policy.restock_check_every
+        self._timers["restock_check"] = workflow.now() + self._restock_every
+
+    def _stop_waiting_for_restock(self) -> None:
+        self._waiting_for_restock = False
+        self._restock_every = None
+        self._timers.pop("restock_check", None)
+
     def _placed_in(self, lock: StockLock, command: Command) -> None:
         self._parcels = Parcels.from_parts(lock.parts, self._ship_by)
-        self._waiting_for_restock = False
         self._exception_reason = None
-        self._timers.pop("restock_check", None)
+        self._failed_in = None
+        self._stop_waiting_for_restock()
         self._move(command)
         split = f" (split into {len(lock.parts)} parcels)" if len(lock.parts) > 1 else ""
         where = "; ".join(p.describe() for p in self._parcels.active)
@@ -456,19 +641,27 @@ class OrderWorkflow:
                 ship_by=self._ship_by,
             ),
             f"ask {parcel.warehouse} to ship",
+            interruptible=True,
         )
         parcel.status = "requested"
         self._record("shipment_requested", f"{parcel.describe()}, by {self._ship_by.isoformat()}")
 
     async def _try_restock(self) -> None:
         """Out of stock: try the lock again; if still short, look again later."""
-        if self._status != S.EXCEPTION or self._exception_reason != "out_of_stock":
+        if self._status != S.EXCEPTION or not self._waiting_for_restock:
             return
-        lock = await self._request_lock("lock stock after restock", generation=self._lock_generation)
-        if not lock.locked:
-            self._timers["restock_check"] = workflow.now() + self._policy.restock_check_every
+        every = self._restock_every or self._policy.restock_check_every
+        try:
+            lock = await self._request_lock("lock stock after restock", generation=self._lock_generation)
+        except StepFailed as failed:
+            lock = None
+            self._record("restock_check_failed", f"{failed}; the order keeps waiting for stock")
+        if lock is not None and lock.locked:
+            self._placed_in(lock, Command.RESTOCKED)
             return
-        self._placed_in(lock, Command.RESTOCKED)
+        # Still short: look again later, less and less often (a stock arrival wakes the order anyway).
+        self._restock_every = min(every * 2, self._policy.restock_check_max)
+        self._timers["restock_check"] = workflow.now() + self._restock_every
 
     async def _do_ship(self, shipment: ConfirmShipment) -> None:
         parcel, reason = self._parcels.for_shipment(shipment.warehouse)
@@ -476,19 +669,24 @@ class OrderWorkflow:
             raise Refused(reason or "no parcel to ship")
         command = self._parcels.ship_command(parcel)
         self._move(command, dry_run=True)
-        await self._ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
+        try:
+            await self._ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
+        except StepFailed as failed:
+            raise Refused(f"{failed}; the shipment is not recorded yet: send it again") from failed
         self._move(command)
 
     async def _ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
         """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
         if parcel.lines:
-            await self._activity(
+            await self._step(
+                "ship_stock",
                 InventoryActivities.ship_stock,
                 ShipStock(order_id=self._id, warehouse=parcel.warehouse),
                 f"deduct shipped stock in {parcel.warehouse}",
             )
         if parcel.status == "requested" and parcel.lines:
-            await self._activity(
+            await self._step(
+                "close_shipment_request",
                 OrderActivities.close_shipment_request,
                 ShipStock(order_id=self._id, warehouse=parcel.warehouse),
                 f"close the shipment request to {parcel.warehouse}",
@@ -525,41 +723,78 @@ class OrderWorkflow:
         self._record("completed", "buyer confirmed receipt")
 
     async def _cancel(self, reason: str, command: Command) -> None:
-        """Cancel with compensation in reverse order of what was done: stock first, then money."""
+        """Cancel with compensation in reverse order of what was done: stock first, then money.
+
+        Every compensation is idempotent, so a cancellation that stopped half-way (the order goes to
+        exception `cancel_failed`) resumes where it stopped when an operator retries or cancels."""
         self._move(command, dry_run=True)
-        released = await self._activity(
-            InventoryActivities.release_stock, ReleaseStock(order_id=self._id), "release stock"
-        )
-        if released:
-            self._record("stock_released", f"{released} unit(s) reserved or locked for the order released")
-        for parcel in self._parcels.requested():
-            await self._withdraw(parcel, reason)
-        if self._payment is not None:
-            refund_id = await self._activity(
-                OrderActivities.record_refund,
-                RecordRefund(
-                    order_id=self._id,
-                    payment_id=self._payment.payment_id,
-                    amount=self._payment.amount,
-                    currency=self._payment.currency,
-                    reason=reason,
-                ),
-                "record refund",
+        try:
+            released = await self._step(
+                "release_stock",
+                InventoryActivities.release_stock,
+                ReleaseStock(order_id=self._id),
+                "release stock",
             )
-            self._record(
-                "refund_recorded", f"{self._payment.amount} {self._payment.currency} owed back ({refund_id})"
-            )
+            if released:
+                self._record(
+                    "stock_released", f"{released} unit(s) reserved or locked for the order released"
+                )
+            for parcel in self._parcels.requested():
+                await self._withdraw(parcel, reason)
+            if self._payment is not None:
+                refund_id = await self._step(
+                    "record_refund",
+                    OrderActivities.record_refund,
+                    RecordRefund(
+                        order_id=self._id,
+                        payment_id=self._payment.payment_id,
+                        amount=self._payment.amount,
+                        currency=self._payment.currency,
+                        reason=reason,
+                    ),
+                    "record refund",
+                )
+                self._record(
+                    "refund_recorded",
+                    f"{self._payment.amount} {self._payment.currency} owed back ({refund_id})",
+                )
+        except StepFailed as failed:
+            self._cancel_failed(reason, failed)
+            raise
+        if self._status == S.EXCEPTION and command != Command.CANCEL:
+            command = Command.CANCEL  # a payment timeout resumed by an operator
         self._move(command)
         self._cancel_reason = reason
+        self._cancel_pending = None
+        self._failed_in = None
         self._timers.clear()
         self._payment_due_at = None
-        self._waiting_for_restock = False
+        self._stop_waiting_for_restock()
         self._held_since = None
         self._record("cancelled", reason)
         self._notify(NotificationKind.ORDER_CANCELLED)
 
+    def _cancel_failed(self, reason: str, failed: StepFailed) -> None:
+        """Half-cancelled: no deadline may fire any more, and an operator must see it."""
+        failed.handled = True
+        self._cancel_pending = reason
+        self._timers.clear()
+        self._payment_due_at = None
+        self._stop_waiting_for_restock()
+        if self._status != S.EXCEPTION:
+            self._failed_in = self._status
+        self._move(Command.STEP_FAILED)
+        self._exception_reason = "cancel_failed"
+        self._count_exception()
+        self._record(
+            "cancel_failed",
+            f"cancelling ({reason}) stopped at {failed}. Fix the cause, then retry the order: the "
+            "cancellation resumes where it stopped",
+        )
+
     async def _withdraw(self, parcel: Parcel, reason: str) -> None:
-        await self._activity(
+        await self._step(
+            "cancel_shipment_request",
             OrderActivities.cancel_shipment_request,
             CancelShipmentRequest(order_id=self._id, warehouse=parcel.warehouse, reason=reason),
             f"withdraw the shipment request to {parcel.warehouse}",
@@ -597,15 +832,15 @@ class OrderWorkflow:
             if params.resolution == "cancel-and-refund":
                 await self._cancel(request.reason, Command.CANCEL)
             else:
-                self._waiting_for_restock = True
+                self._wait_for_restock()
                 self._timers["restock_check"] = workflow.now()
-                detail = f"waiting for restock, checked every {self._policy.restock_check_every}"
+                detail = "waiting for restock: stock arriving wakes the order"
         elif action == Action.RETRY:
-            self._move(Command.RETRY)
             detail = f"retrying after {self._exception_reason}"
-            self._exception_reason = None
-            self._waiting_for_restock = False
-            self._timers.pop("restock_check", None)
+            if self._cancel_pending is not None:
+                await self._cancel(self._cancel_pending, Command.CANCEL)
+            else:
+                self._resume()
         elif action == Action.MARK_SHIPPED:
             assert params.carrier is not None
             assert params.tracking_number is not None
@@ -616,31 +851,59 @@ class OrderWorkflow:
             f"operator_{action.value.replace('-', '_')}",
             f"{request.actor}: {request.reason}" + (f" ({detail})" if detail else ""),
         )
-        await self._activity(
-            OrderActivities.record_audit,
-            AuditEntry(
-                order_id=self._id,
-                action_id=action_id,
-                action=action.value,
-                actor=request.actor,
-                reason=request.reason,
-                params=request.params.model_dump(mode="json", exclude_none=True),
-                at=workflow.now(),
-            ),
-            "write audit trail",
-        )
+        try:
+            await self._step(
+                "record_audit",
+                OrderActivities.record_audit,
+                AuditEntry(
+                    order_id=self._id,
+                    action_id=action_id,
+                    action=action.value,
+                    actor=request.actor,
+                    reason=request.reason,
+                    params=request.params.model_dump(mode="json", exclude_none=True),
+                    at=workflow.now(),
+                ),
+                "write audit trail",
+            )
+        except StepFailed as failed:  # the action is done; only its audit row is missing
+            self._record("audit_failed", f"{failed}; the timeline above keeps the action")
+
+    def _resume(self) -> None:
+        """`retry`: back to where the failed step left the order; out of stock tries the lock again."""
+        resume = self._failed_in if self._failed_in in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) else None
+        if resume is None:
+            self._move(Command.RETRY)
+        else:  # the parcels are still there: request the ones not yet requested
+            self._status, self._status_since = resume, workflow.now()
+        self._exception_reason = None
+        self._failed_in = None
+        self._stop_waiting_for_restock()
 
     async def _mark_shipped(self, carrier: str, tracking_number: str) -> None:
         """A parcel left outside orderflow: every parcel not yet shipped goes with it."""
         self._move(Command.MARK_SHIPPED, dry_run=True)
-        if not self._parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
-            self._parcels = Parcels([Parcel("outside orderflow", [])])
-        for parcel in self._parcels.unshipped():
-            await self._ship_parcel(parcel, carrier, tracking_number)
+        try:
+            if not self._parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
+                if workflow.patched("mark-shipped-releases-reservation"):
+                    # Stock reserved at placement (a held or failed order) is no longer needed.
+                    released = await self._step(
+                        "release_stock",
+                        InventoryActivities.release_stock,
+                        ReleaseStock(order_id=self._id),
+                        "release reserved stock",
+                    )
+                    if released:
+                        self._record("stock_released", f"{released} reserved unit(s) released")
+                self._parcels = Parcels([Parcel("outside orderflow", [])])
+            for parcel in self._parcels.unshipped():
+                await self._ship_parcel(parcel, carrier, tracking_number)
+        except StepFailed as failed:
+            raise Refused(f"{failed}; nothing is marked shipped yet: try again") from failed
         self._move(Command.MARK_SHIPPED)
-        self._waiting_for_restock = False
         self._exception_reason = None
-        self._timers.pop("restock_check", None)
+        self._failed_in = None
+        self._stop_waiting_for_restock()
 
     def _release_hold(self) -> str:
         """Deadlines that fell due during the hold are handled once, as the docs describe."""
@@ -668,27 +931,37 @@ class OrderWorkflow:
         return f"held for {held}"
 
     async def _change_address(self, address: Address) -> str:
-        self._order = self._order.model_copy(update={"shipping_address": address})
         if self._parcels.requested():
-            await self._activity(
-                OrderActivities.change_shipment_address,
-                ChangeShipmentAddress(order_id=self._id, address=address),
-                "send the new address to the warehouse",
-            )
+            try:
+                await self._step(
+                    "change_shipment_address",
+                    OrderActivities.change_shipment_address,
+                    ChangeShipmentAddress(order_id=self._id, address=address),
+                    "send the new address to the warehouse",
+                )
+            except StepFailed as failed:
+                raise Refused(f"{failed}; the address is unchanged") from failed
+        self._order = self._order.model_copy(update={"shipping_address": address})
         return f"ship to {address.line1}, {address.postal_code} {address.city}, {address.country}"
 
     async def _reassign(self, warehouse: str) -> str:
         old = self._parcels.label
         generation = self._lock_generation + 1
-        lock = await self._request_lock(
-            f"lock stock in {warehouse}", warehouse=warehouse, generation=generation
-        )
+        try:
+            lock = await self._request_lock(
+                f"lock stock in {warehouse}", warehouse=warehouse, generation=generation
+            )
+        except StepFailed as failed:
+            raise Refused(f"{failed}; stock stays where it was") from failed
         if not lock.locked:
             short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
             raise Refused(f"{warehouse} cannot fill every line ({short}); stock stays where it was")
         self._lock_generation = generation
         for parcel in self._parcels.requested():
-            await self._withdraw(parcel, f"moved to {warehouse}")
+            try:
+                await self._withdraw(parcel, f"moved to {warehouse}")
+            except StepFailed as failed:  # the stock moved already: say who must not ship
+                self._record("withdraw_failed", f"{failed}; tell {parcel.warehouse} not to ship this order")
         self._placed_in(lock, Command.REASSIGN_WAREHOUSE)
         return f"stock moved from {old or 'nowhere'} to {warehouse}"
 
@@ -719,6 +992,9 @@ class OrderWorkflow:
             tracking_number=parcel.tracking_number if parcel else None,
         )
 
+        pending = CarriedNotification(kind=kind.value, warehouse=parcel.warehouse if parcel else None)
+        self._unsent[(pending.kind, pending.warehouse)] = pending
+
         async def send() -> None:
             try:
                 await workflow.execute_activity_method(
@@ -731,6 +1007,7 @@ class OrderWorkflow:
                 )
             except ActivityError as err:
                 self._record("notification_failed", f"{kind.value}: {err.cause or err}")
+            self._unsent.pop((pending.kind, pending.warehouse), None)
 
         self._notifications.append(asyncio.create_task(send()))
 
@@ -757,31 +1034,70 @@ class OrderWorkflow:
     def _task_priority(self) -> Priority:
         return Priority(priority_key=self._priority.key)
 
-    async def _activity(self, method: Any, arg: Any, summary: str) -> Any:
-        return await workflow.execute_activity_method(
-            method,
-            arg,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
-            summary=summary,
-            priority=self._task_priority(),
-        )
+    async def _step(
+        self, step: str, method: Any, arg: Any, summary: str, *, interruptible: bool = False
+    ) -> Any:
+        """Run one activity until it succeeds, or raise StepFailed when no retry can fix it.
 
-    async def _step(self, step: str, method: Any, arg: Any, summary: str) -> Any:
-        """An automatic step with bounded retries: giving up raises StepFailed, not a hung order."""
-        try:
-            return await workflow.execute_activity_method(
-                method,
-                arg,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=STEP_RETRY,
-                summary=summary,
-                priority=self._task_priority(),
+        A failure a retry may fix (a lost connection, a time-out) is retried round after round with
+        back-off while the order shows what it waits on; commands queued meanwhile are answered as
+        pending (or, for an automatic step, go first: `interruptible`). After policy.step_patience
+        it gives up too. A failure no retry fixes (activities/errors.py) gives up at once."""
+        started = workflow.now()
+        backoff = STEP_BACKOFF_FIRST
+        while True:
+            try:
+                result = await workflow.execute_activity_method(
+                    method,
+                    arg,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=STEP_ROUND,
+                    summary=summary,
+                    priority=self._task_priority(),
+                )
+            except ActivityError as err:
+                cause = err.cause or err
+                permanent = isinstance(cause, ApplicationError) and cause.non_retryable
+                if permanent or workflow.now() + backoff - started > self._policy.step_patience:
+                    self._stop_waiting()
+                    raise StepFailed(step, summary, cause) from err
+                self._start_waiting(summary, cause, blocking=not interruptible)
+                await self._publish()
+                if interruptible:
+                    with contextlib.suppress(TimeoutError):
+                        await workflow.wait_condition(
+                            lambda: bool(self._inbox), timeout=backoff, timeout_summary=f"retry: {summary}"
+                        )
+                    if self._inbox:
+                        self._stop_waiting()
+                        raise StepInterrupted() from err
+                else:
+                    await workflow.sleep(backoff, summary=f"retry: {summary}")
+                backoff = min(backoff * 2, STEP_BACKOFF_MAX)
+                continue
+            if self._waiting_on is not None:
+                self._record("step_recovered", f"{summary} went through after retries")
+                self._stop_waiting()
+            return result
+
+    def _start_waiting(self, summary: str, cause: BaseException, *, blocking: bool) -> None:
+        if self._waiting_on != summary:
+            self._waiting_on, self._waiting_since = summary, workflow.now()
+            self._record(
+                "step_waiting",
+                f"{summary} failed ({_reason(cause)}); retrying with back-off, the order waits",
             )
-        except ActivityError as err:
-            raise StepFailed(step, err.cause or err) from err
+        self._blocked = blocking
+
+    def _stop_waiting(self) -> None:
+        self._waiting_on = self._waiting_since = None
+        self._blocked = False
 
     async def _publish(self) -> None:
-        """Project the view to the read model and show the Web UI where the order stands."""
+        """Project the view to the read model and show the Web UI where the order stands.
+
+        A read-model write that fails never stops the order: it is tried again by a timer (1 min
+        doubling to 1 h) until it goes through; meanwhile the row says it lags (services/orders.py)."""
         view = self._view()
         next_timer = min(self._timers.items(), key=lambda item: item[1]) if self._timers else None
         workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
@@ -794,9 +1110,24 @@ class OrderWorkflow:
                 retry_policy=PROJECTION_RETRY,
                 summary="project order to read model",
             )
-        except ActivityError as err:
-            # The read model lags; the order itself must go on. The next change projects again.
-            workflow.logger.error("projection_failed", extra={"order_id": self._id, "error": str(err.cause)})
+        except Exception as err:  # whatever the read model says, the order goes on
+            cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+            lag = self._projection_lag
+            self._projection_lag = (
+                PROJECTION_CATCH_UP_FIRST if lag is None else min(lag * 2, PROJECTION_CATCH_UP_MAX)
+            )
+            self._timers["project"] = workflow.now() + self._projection_lag
+            failures = workflow.metric_meter().create_counter(
+                PROJECTION_FAILURES, "Read-model writes that failed and will be tried again", "1"
+            )
+            failures.add(1)
+            workflow.logger.warning(
+                "projection_failed", extra={"order_id": self._id, "error": _reason(cause)}
+            )
+            return
+        if self._projection_lag is not None:
+            self._projection_lag = None
+            self._timers.pop("project", None)
 
     def _upsert_search_attributes(self, wanted: dict[str, Any]) -> None:
         """Upsert only what changed since the last time: fewer history events per order."""
@@ -836,10 +1167,44 @@ class OrderWorkflow:
             reminders_sent=self._reminders_sent,
             cancel_reason=self._cancel_reason,
             exception_reason=self._exception_reason,
+            suggested_actions=self._suggested_actions(),
             status_since=self._status_since,
             on_hold=self._held_since is not None,
             held_since=self._held_since,
             hold_reason=self._hold_reason,
             waiting_for_restock=self._waiting_for_restock,
+            waiting_on=self._waiting_on,
+            waiting_since=self._waiting_since,
+            pending=self._pending_commands(),
             timeline=list(self._timeline),
         )
+
+    def _pending_commands(self) -> list[PendingCommand]:
+        jobs = ([self._current] if self._current and not self._current.done else []) + self._inbox
+        return [
+            PendingCommand(
+                command=job.name,
+                accepted_at=job.accepted_at,
+                waiting_on=self._waiting_on if job is self._current else f"queued behind {jobs[0].name}",
+            )
+            for job in jobs
+        ]
+
+    def _suggested_actions(self) -> list[str]:
+        if self._status != S.EXCEPTION:
+            return []
+        if self._exception_reason == "out_of_stock":
+            waiting = (
+                "resolve-exception wait-for-restock: lock it as soon as stock arrives"
+                if not self._waiting_for_restock
+                else "wait: stock arriving locks it by itself"
+            )
+            return [
+                waiting,
+                "reassign-warehouse: lock it where stock is",
+                "mark-shipped: if it left outside orderflow",
+                CANCEL_ADVICE,
+            ]
+        if self._cancel_pending is not None:
+            return ["retry: finishes the cancellation once its cause is fixed", CANCEL_ADVICE]
+        return [RETRY_ADVICE, "reassign-warehouse: lock it in another warehouse", CANCEL_ADVICE]

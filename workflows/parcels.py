@@ -45,6 +45,20 @@ class Parcel:
             delivered_at=self.delivered_at,
         )
 
+    @classmethod
+    def from_view(cls, view: ShipmentView) -> Parcel:
+        return cls(
+            warehouse=view.warehouse,
+            lines=list(view.lines),
+            status=view.status,
+            ship_by=view.ship_by,
+            late=view.late,
+            carrier=view.carrier,
+            tracking_number=view.tracking_number,
+            shipped_at=view.shipped_at,
+            delivered_at=view.delivered_at,
+        )
+
     def describe(self) -> str:
         items = ", ".join(f"{line.quantity} x {line.sku}" for line in self.lines)
         return f"{items} from {self.warehouse}"

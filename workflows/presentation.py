@@ -33,6 +33,7 @@ def timer_label(name: str, policy: OrderPolicy) -> str:
         "ship_by": "ship-by deadline",
         "confirm_by": "auto-complete after confirmation window",
         "restock_check": "check for restocked stock",
+        "project": "write the order to the read model again",
     }.get(name, name)
 
 
@@ -54,6 +55,15 @@ def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, po
     lines = [f"**{view.status.value}** since {view.status_since.isoformat()}"]
     if waiting:
         lines.append(f"Waiting for {waiting}.")
+    if view.waiting_on and view.waiting_since:
+        lines.append(
+            f"**Retrying** {view.waiting_on} since {view.waiting_since.isoformat()}: see the pending "
+            "activity for the last error."
+        )
+    if view.pending:
+        lines.append("Commands waiting: " + ", ".join(p.command for p in view.pending) + ".")
+    if view.exception_reason and view.suggested_actions:
+        lines.append("What to do: " + "; ".join(view.suggested_actions) + ".")
     if view.on_hold and view.held_since:
         lines.append(f"**On hold** since {view.held_since.isoformat()}: {view.hold_reason}")
     if view.ship_late:

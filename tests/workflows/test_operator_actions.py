@@ -554,7 +554,10 @@ async def test_wait_for_restock_locks_stock_by_itself_when_stock_arrives(skippin
     assert level(engine, "WH-SZ", "USB-C-1M") == (3, 1, 2)
     assert (await handle.query(OrderWorkflow.view)).status == OrderStatus.EXCEPTION
 
-    # ... and without it the next check locks the stock: no operator action needed
+    # ... and without it the next check locks the stock: no operator action needed. The checks
+    # back off (30 min, then 60 min, ...): the second one is 90 min after the order went short.
+    await env.sleep(timedelta(minutes=30))
+    assert (await handle.query(OrderWorkflow.view)).status == OrderStatus.EXCEPTION
     await env.sleep(timedelta(minutes=31))
     view = await handle.query(OrderWorkflow.view)
     assert (view.status, view.warehouse) == (OrderStatus.STOCK_LOCKED, "WH-SZ")
