@@ -1,14 +1,22 @@
-"""Domain and Temporal failures mapped to 4xx answers a caller can act on; never a 500 for bad input."""
+"""Domain and Temporal failures mapped to answers a caller can act on: 4xx for the request, 503 with
+Retry-After when the order service or the database cannot answer now; never a 500 for either."""
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from temporalio.client import RPCTimeoutOrCancelledError
+from temporalio.service import RPCError, RPCStatusCode
 
 from services.inventory import StockConflict
 from services.orders import BadCursor
@@ -36,7 +44,37 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No such order, stock row or warehouse"},
     409: {"model": ErrorBody, "description": "Not allowed in the order's current state; `detail` says why"},
     422: {"model": ValidationErrorBody, "description": "Invalid input; `errors` names each field"},
+    503: {
+        "model": ErrorBody,
+        "description": (
+            "The order service or the database cannot answer now (a worker slow or down, the database "
+            "unreachable); `detail` says what to do. Retry after the seconds in Retry-After: every "
+            "order command is safe to repeat."
+        ),
+        "headers": {
+            "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}
+        },
+    },
 }
+
+# The database cannot answer now (unreachable, restarting, locked, out of connections): retry later.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    DisconnectionError,
+    PoolTimeout,
+)
+DEFAULT_RETRY_AFTER = 5
+# Temporal answers that mean "not now" (no worker took it in time, the server is unreachable or
+# overloaded), as opposed to "no such workflow" or a bug.
+TEMPORAL_NOT_NOW = (
+    RPCStatusCode.DEADLINE_EXCEEDED,
+    RPCStatusCode.CANCELLED,
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+)
+
+log = structlog.get_logger(__name__)
 
 
 class NotFound(Exception):
@@ -62,6 +100,15 @@ class UnprocessableField(Exception):
         self.message = message
 
 
+class ServiceBusy(Exception):
+    """Nothing can answer in time (the order's worker is slow or down): 503 with Retry-After."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
 class Unauthorized(Exception):
     pass
 
@@ -79,6 +126,22 @@ def _field(loc: tuple[object, ...]) -> str:
     for part in parts:
         out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
     return out or "body"
+
+
+def whole_seconds(duration: timedelta) -> int:
+    """A duration as the whole seconds a person (or a Retry-After header) reads: at least 1."""
+    return max(1, math.ceil(duration.total_seconds()))
+
+
+def _retry_after(request: Request) -> int:
+    settings = getattr(request.app.state, "settings", None)
+    return whole_seconds(settings.busy_retry_after) if settings else DEFAULT_RETRY_AFTER
+
+
+def _unavailable(detail: str, retry_after: int) -> JSONResponse:
+    return JSONResponse(
+        status_code=503, content={"detail": detail}, headers={"Retry-After": str(retry_after)}
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -126,6 +189,31 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StockConflict)
     async def _stock_conflict(_: Request, exc: StockConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
+
+    @app.exception_handler(ServiceBusy)
+    async def _busy(_: Request, exc: ServiceBusy) -> JSONResponse:
+        return _unavailable(exc.detail, exc.retry_after)
+
+    async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
+        retry = _retry_after(request)
+        return _unavailable(f"the database is unavailable; retry in {retry} s", retry)
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, _database_unavailable)
+
+    @app.exception_handler(RPCTimeoutOrCancelledError)
+    async def _temporal_timeout(request: Request, exc: RPCTimeoutOrCancelledError) -> JSONResponse:
+        retry = _retry_after(request)
+        return _unavailable(f"the order service did not answer in time; retry in {retry} s", retry)
+
+    @app.exception_handler(RPCError)
+    async def _temporal_unavailable(request: Request, exc: RPCError) -> JSONResponse:
+        if exc.status not in TEMPORAL_NOT_NOW:
+            raise exc  # a bug, not a busy service: let it surface
+        retry = _retry_after(request)
+        log.warning("temporal_unavailable", path=request.url.path, status=exc.status.name)
+        return _unavailable(f"the order service is unavailable; retry in {retry} s", retry)
 
     @app.exception_handler(BadCursor)
     async def _bad_cursor(_: Request, exc: BadCursor) -> JSONResponse:

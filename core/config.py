@@ -68,6 +68,11 @@ class Settings(BaseSettings):
     api_metrics_address: str | None = None
     shutdown_grace: Duration = Field(default=timedelta(seconds=30))
 
+    # How long the API waits for an order's workflow (a query, an update, a placement) before it
+    # answers from the read model or with 503; and the Retry-After it sends with a 503.
+    workflow_answer_timeout: Duration = Field(default=timedelta(seconds=5))
+    busy_retry_after: Duration = Field(default=timedelta(seconds=5))
+
     log_json: bool | None = None
     log_level: str = "INFO"
 
@@ -87,7 +92,9 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("ship_within", "confirm_window", "restock_check_every")
+    @field_validator(
+        "ship_within", "confirm_window", "restock_check_every", "workflow_answer_timeout", "busy_retry_after"
+    )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
