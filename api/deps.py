@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
@@ -55,6 +55,16 @@ def _require(permission: Permission) -> object:
 # Order ids are ours ("ord_" + hex): anything else cannot name an order, so it is a 422, not a lookup.
 OrderIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 OrderId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the order_id the API returned")]
+# A caller's name for one command: a repeat with the same key (after a 503 or a lost answer) gets the
+# first command's answer instead of running it again.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=r"^[A-Za-z0-9_.:-]{1,100}$",
+        description="optional; a repeat of this command with the same key answers like the first",
+    ),
+]
 
 Gateway = Annotated[OrderGateway, _from_state("gateway")]
 Store = Annotated[OrderStore, _from_state("store")]

@@ -6,12 +6,13 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Audit, Gateway, Operator, OrderId, OrderIdText, Reader, Store
-from api.errors import Conflict, NotFound, UnprocessableField
+from api.deps import Audit, Gateway, IdempotencyKey, Operator, OrderId, OrderIdText, Reader, Store
+from api.errors import DATABASE_UNAVAILABLE, Conflict, NotFound, ServiceBusy, UnprocessableField
+from api.routes.orders import COMMAND_RESPONSES, respond
 from core.config import Duration
 from domain.effects import AuditEntry
 from domain.models import Model, OrderStatus, OrderView
@@ -20,6 +21,9 @@ from domain.operator import Action, ActionParams, ActionRequest, OperatorAction,
 router = APIRouter(prefix="/orders", tags=["operators"])
 
 BATCH_CONCURRENCY = 16
+# After this many orders of one batch found the order service busy, the rest are not tried (503 each):
+# with the worker down every order would wait out the answer timeout.
+BATCH_BUSY_LIMIT = 3
 
 
 class BatchActionRequest(Model):
@@ -35,7 +39,7 @@ class BatchActionRequest(Model):
 
 class BatchItem(BaseModel):
     order_id: str
-    ok: bool
+    ok: bool  # carried out (200) or accepted and under way (202)
     status_code: int
     detail: str | None = None
     status: OrderStatus | None = None
@@ -93,36 +97,56 @@ async def stuck_orders(
 
 @router.post("/actions/{action}", response_model=BatchResult)
 async def batch_action(
-    action: Action, body: BatchActionRequest, caller: Operator, gateway: Gateway
+    action: Action, body: BatchActionRequest, caller: Operator, gateway: Gateway, key: IdempotencyKey = None
 ) -> BatchResult:
-    """Apply one action to many orders, each independently; per-order results."""
+    """Apply one action to many orders, each independently; per-order results: 200 done, 202 under
+    way, 404, 409 refused, 503 not done now (safe to repeat; with the same Idempotency-Key a repeated
+    batch acts on each order at most once)."""
     _check_params(action, body.params)
     limit = asyncio.Semaphore(BATCH_CONCURRENCY)
+    busy: list[str] = []
 
     async def one(order_id: str) -> BatchItem:
         request = OperatorAction(action=action, actor=caller.name, reason=body.reason, params=body.params)
         async with limit:
+            if len(busy) >= BATCH_BUSY_LIMIT:
+                detail = f"not tried: the order service is busy ({busy[0]})"
+                return BatchItem(order_id=order_id, ok=False, status_code=503, detail=detail)
             try:
-                view = await gateway.operate(order_id, request)
+                answer = await gateway.operate(order_id, request, key)
             except NotFound as exc:
                 return BatchItem(order_id=order_id, ok=False, status_code=404, detail=f"{exc.what} not found")
             except Conflict as exc:
                 return BatchItem(order_id=order_id, ok=False, status_code=409, detail=exc.reason)
-        return BatchItem(order_id=order_id, ok=True, status_code=200, status=view.status)
+            except ServiceBusy as exc:
+                busy.append(exc.detail)
+                return BatchItem(order_id=order_id, ok=False, status_code=503, detail=exc.detail)
+            except DATABASE_UNAVAILABLE:
+                busy.append("the database is unavailable")
+                detail = "the database is unavailable; retry later"
+                return BatchItem(order_id=order_id, ok=False, status_code=503, detail=detail)
+        code = 202 if answer.in_progress else 200
+        return BatchItem(order_id=order_id, ok=True, status_code=code, status=answer.view.status)
 
     results = await asyncio.gather(*(one(order_id) for order_id in body.order_ids))
     succeeded = sum(item.ok for item in results)
     return BatchResult(action=action, succeeded=succeeded, failed=len(results) - succeeded, results=results)
 
 
-@router.post("/{order_id}/actions/{action}", response_model=OrderView)
+@router.post("/{order_id}/actions/{action}", response_model=OrderView, responses=COMMAND_RESPONSES)
 async def order_action(
-    order_id: OrderId, action: Action, body: ActionRequest, caller: Operator, gateway: Gateway
+    order_id: OrderId,
+    action: Action,
+    body: ActionRequest,
+    caller: Operator,
+    gateway: Gateway,
+    response: Response,
+    key: IdempotencyKey = None,
 ) -> OrderView:
     """An operator intervention; 409 with the reason when the order does not allow it now."""
     _check_params(action, body.params)
     request = OperatorAction(action=action, actor=caller.name, reason=body.reason, params=body.params)
-    return await gateway.operate(order_id, request)
+    return respond(await gateway.operate(order_id, request, key), response)
 
 
 @router.get("/{order_id}/audit", response_model=list[AuditEntry])

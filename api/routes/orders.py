@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Gateway, OrderId, Reader, Store, Writer
+from api.deps import Gateway, IdempotencyKey, OrderId, Reader, Store, Writer
+from api.gateway import Answer
 from domain.models import (
     CancelOrder,
     Channel,
@@ -27,6 +28,48 @@ from domain.transitions import Command
 from workflows.order import OrderWorkflow
 
 router = APIRouter(prefix="/orders", tags=["orders"])
+
+SOURCE_HEADER = "X-Orderflow-Source"
+_SOURCE_DOC = {
+    SOURCE_HEADER: {
+        "description": (
+            "`workflow`: the order as it is now; `read-model`: the last copy the order saved (a closed "
+            "order, or its workflow did not answer in time)"
+        ),
+        "schema": {"type": "string", "enum": ["workflow", "read-model"]},
+    }
+}
+# Every command route: 200 when carried out, 202 when accepted but still under way.
+COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The command was carried out: the order as it is now", "headers": _SOURCE_DOC},
+    202: {
+        "model": OrderView,
+        "description": (
+            "The command was accepted and will be carried out, but its step is still running or "
+            "retrying (`pending` lists it when the order could say so): GET the order at Location to "
+            "follow it; there is no need to repeat the command."
+        ),
+        "headers": {
+            "Location": {"description": "the order to GET", "schema": {"type": "string"}},
+            **_SOURCE_DOC,
+        },
+    },
+}
+
+
+def show(answer: Answer, response: Response) -> OrderView:
+    """The view, saying where it came from."""
+    response.headers[SOURCE_HEADER] = answer.source.value
+    return answer.view
+
+
+def respond(answer: Answer, response: Response) -> OrderView:
+    """A command's answer: 200 when carried out, 202 Accepted with the order's Location when under way."""
+    show(answer, response)
+    if answer.in_progress:
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["Location"] = f"/orders/{answer.view.order_id}"
+    return answer.view
 
 
 class OrderSummary(BaseModel):
@@ -47,13 +90,25 @@ class OrderPage(BaseModel):
     next_cursor: str | None
 
 
-@router.post("", response_model=OrderView, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "",
+    response_model=OrderView,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"description": "A new order, placed", "headers": _SOURCE_DOC},
+        200: {
+            "model": OrderView,
+            "description": "This (channel, channel_order_id) was placed before: the existing order",
+            "headers": _SOURCE_DOC,
+        },
+    },
+)
 async def place_order(order: PlaceOrder, _: Writer, gateway: Gateway, response: Response) -> OrderView:
     """Place an order; the same (channel, channel_order_id) again returns the existing order (200)."""
-    view, created = await gateway.place(order)
-    if not created:
+    answer = await gateway.place_order(order)
+    if not answer.created:
         response.status_code = status.HTTP_200_OK
-    return view
+    return show(answer, response)
 
 
 @router.get("", response_model=OrderPage)
@@ -88,44 +143,73 @@ async def list_orders(
     return OrderPage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{order_id}", response_model=OrderView)
-async def get_order(order_id: OrderId, _: Reader, gateway: Gateway) -> OrderView:
-    """One order with its timeline; a live order is read from its workflow."""
-    return await gateway.get(order_id)
+@router.get("/{order_id}", response_model=OrderView, responses={200: {"headers": _SOURCE_DOC}})
+async def get_order(order_id: OrderId, _: Reader, gateway: Gateway, response: Response) -> OrderView:
+    """One order with its timeline; a live order is read from its workflow, else from the read model."""
+    return show(await gateway.get(order_id), response)
 
 
-@router.post("/{order_id}/payment", response_model=OrderView)
+@router.post("/{order_id}/payment", response_model=OrderView, responses=COMMAND_RESPONSES)
 async def confirm_payment(
-    order_id: OrderId, payment: ConfirmPayment, _: Writer, gateway: Gateway
+    order_id: OrderId,
+    payment: ConfirmPayment,
+    _: Writer,
+    gateway: Gateway,
+    response: Response,
+    key: IdempotencyKey = None,
 ) -> OrderView:
     """Record the buyer's payment; idempotent on payment_id. Then stock is locked."""
-    return await gateway.pay(order_id, payment)
+    return respond(await gateway.pay(order_id, payment, key), response)
 
 
-@router.post("/{order_id}/shipment", response_model=OrderView)
+@router.post("/{order_id}/shipment", response_model=OrderView, responses=COMMAND_RESPONSES)
 async def confirm_shipment(
-    order_id: OrderId, shipment: ConfirmShipment, _: Writer, gateway: Gateway
+    order_id: OrderId,
+    shipment: ConfirmShipment,
+    _: Writer,
+    gateway: Gateway,
+    response: Response,
+    key: IdempotencyKey = None,
 ) -> OrderView:
     """The warehouse handed the parcel to a carrier."""
-    return await gateway.command(order_id, OrderWorkflow.ship, shipment, Command.SHIP)
+    answer = await gateway.command(order_id, OrderWorkflow.ship, shipment, Command.SHIP, key)
+    return respond(answer, response)
 
 
-@router.post("/{order_id}/tracking", response_model=OrderView)
-async def tracking_event(order_id: OrderId, update: TrackingUpdate, _: Writer, gateway: Gateway) -> OrderView:
+@router.post("/{order_id}/tracking", response_model=OrderView, responses=COMMAND_RESPONSES)
+async def tracking_event(
+    order_id: OrderId,
+    update: TrackingUpdate,
+    _: Writer,
+    gateway: Gateway,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> OrderView:
     """A carrier event: in_transit or delivered."""
     command = Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT
-    return await gateway.command(order_id, OrderWorkflow.track, update, command)
+    return respond(await gateway.command(order_id, OrderWorkflow.track, update, command, key), response)
 
 
-@router.post("/{order_id}/confirm-receipt", response_model=OrderView)
-async def confirm_receipt(order_id: OrderId, _: Writer, gateway: Gateway) -> OrderView:
+@router.post("/{order_id}/confirm-receipt", response_model=OrderView, responses=COMMAND_RESPONSES)
+async def confirm_receipt(
+    order_id: OrderId, _: Writer, gateway: Gateway, response: Response, key: IdempotencyKey = None
+) -> OrderView:
     """The buyer confirms the parcel arrived: the order completes."""
-    return await gateway.command(
-        order_id, OrderWorkflow.confirm_receipt, ConfirmReceipt(), Command.CONFIRM_RECEIPT
+    answer = await gateway.command(
+        order_id, OrderWorkflow.confirm_receipt, ConfirmReceipt(), Command.CONFIRM_RECEIPT, key
     )
+    return respond(answer, response)
 
 
-@router.post("/{order_id}/cancel", response_model=OrderView)
-async def cancel_order(order_id: OrderId, request: CancelOrder, _: Writer, gateway: Gateway) -> OrderView:
+@router.post("/{order_id}/cancel", response_model=OrderView, responses=COMMAND_RESPONSES)
+async def cancel_order(
+    order_id: OrderId,
+    request: CancelOrder,
+    _: Writer,
+    gateway: Gateway,
+    response: Response,
+    key: IdempotencyKey = None,
+) -> OrderView:
     """Cancel before shipment: locked stock is released and a paid order is refunded."""
-    return await gateway.command(order_id, OrderWorkflow.cancel, request, Command.CANCEL)
+    answer = await gateway.command(order_id, OrderWorkflow.cancel, request, Command.CANCEL, key)
+    return respond(answer, response)
