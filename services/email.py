@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -18,6 +19,8 @@ from domain.notifications import NotificationKind, Notify
 
 LANGUAGES: tuple[str, ...] = ("en", "zh", "es", "de", "fr")
 DEFAULT_LANGUAGE = "en"
+# RFC 5322 atext besides letters and digits: the id-left of a Message-ID may hold only these (and dots).
+_ATEXT = "!#$&'*+-/=?^_`{|}~."
 
 # Templates live in services/templates/email/<lang>/<kind>.txt.j2 and .html.j2; the first line of the
 # text template is the subject. HTML templates extend the shared base.html.j2 and are autoescaped.
@@ -129,7 +132,7 @@ class SmtpMailer:
         message["From"] = self._sender
         message["To"] = to
         message["Subject"] = email.subject
-        message["Message-ID"] = f"<{message_id}@orderflow>"
+        message["Message-ID"] = message_id_header(message_id)
         message["Date"] = formatdate(usegmt=True)
         message.set_content(email.text, charset="utf-8")
         message.add_alternative(email.html, subtype="html", charset="utf-8")
@@ -137,11 +140,20 @@ class SmtpMailer:
         message["Content-Language"] = email.language
         return message
 
-    async def send(self, *, to: str, email: RenderedEmail, message_id: str) -> None:
+    async def send(
+        self,
+        *,
+        to: str,
+        email: RenderedEmail,
+        message_id: str,
+        accepted: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Deliver one message. `accepted` runs as soon as the server has taken it (its 250 after
+        DATA) and before QUIT: the caller records the delivery there, so a QUIT that fails or a
+        connection that drops after the acceptance cannot make a retry send the message again."""
         message = self.build_message(to=to, email=email, message_id=message_id)
         # start_tls stays automatic: STARTTLS is used whenever the server offers it.
-        await aiosmtplib.send(
-            message,
+        client = aiosmtplib.SMTP(
             hostname=self._host,
             port=self._port,
             username=self._username,
@@ -149,3 +161,13 @@ class SmtpMailer:
             use_tls=self._use_tls,
             timeout=self._timeout,
         )
+        async with client:  # QUIT on the way out; its errors are ignored (the message is in)
+            await client.send_message(message)
+            if accepted is not None:
+                await accepted()
+
+
+def message_id_header(message_id: str) -> str:
+    """`<id@orderflow>` for a notification id such as `ord_1.order_shipped:WH-A`: characters a
+    Message-ID cannot hold are %-escaped, so every id stays distinct and the header stays valid."""
+    return f"<{quote(message_id, safe=_ATEXT)}@orderflow>"

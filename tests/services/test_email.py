@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any, cast
 
@@ -12,7 +14,7 @@ import pytest
 from domain.models import Customer, OrderLine
 from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
 from services.email import LANGUAGES, RenderedEmail, SmtpMailer, render_email
-from tests.smtp import SmtpServer
+from tests.smtp import Inbox, SmtpServer, serving
 
 SHOP = "Maple & Co"
 PAY_URL = "https://shop.example/pay/ord_123"
@@ -248,3 +250,86 @@ async def test_smtp_refusal_reaches_the_caller(smtp_server: SmtpServer) -> None:
             to="nobody@example.com", email=email, message_id="ord_123.order_cancelled"
         )
     assert smtp_server.inbox.received == []
+
+
+def test_a_parcel_notification_gets_a_valid_message_id_of_its_own() -> None:
+    email = render(NotificationKind.ORDER_SHIPPED)
+    mailer = mailer_for(SmtpServer(inbox=Inbox(), port=25))
+
+    built = mailer.build_message(to="anna@example.com", email=email, message_id="ord_123.order_shipped:WH-A")
+    parsed = message_from_bytes(built.as_bytes(), policy=policy.default)
+
+    # a colon cannot stand in a Message-ID: unescaped, the header was cut short at it
+    assert parsed["Message-ID"] == "<ord_123.order_shipped%3AWH-A@orderflow>"
+    assert parsed["Message-ID"].defects == ()
+
+
+class AcceptThenFailQuit(Inbox):
+    """Accepts every message, then answers QUIT with an error: the message is in all the same."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.events.append("accepted")
+        return await super().handle_DATA(server, session, envelope)
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        self.events.append("quit")
+        return "421 4.3.0 Service shutting down"
+
+
+async def test_a_delivery_is_recorded_once_accepted_and_a_failed_quit_does_not_undo_it() -> None:
+    inbox = AcceptThenFailQuit()
+    recorded: list[list[str]] = []
+
+    async def accepted() -> None:
+        recorded.append(list(inbox.events))
+
+    with serving(inbox) as port:
+        await mailer_for(SmtpServer(inbox, port)).send(
+            to="anna@example.com",
+            email=render(NotificationKind.ORDER_CANCELLED),
+            message_id="ord_123.order_cancelled",
+            accepted=accepted,
+        )
+
+    assert recorded == [["accepted"]], "recorded after the 250 to DATA, before QUIT"
+    assert inbox.events == ["accepted", "quit"]
+    assert len(inbox.received) == 1
+
+
+class AcceptThenHangUp(Inbox):
+    """Keeps the first message, then drops the connection before answering: the client cannot
+    know the message is in. Answers later ones."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        status = await super().handle_DATA(server, session, envelope)
+        if len(self.received) == 1:
+            server.transport.close()
+            await asyncio.sleep(5)  # cancelled when the connection is gone
+        return status
+
+
+async def test_a_lost_acceptance_fails_the_send_and_the_resend_carries_the_same_message_id() -> None:
+    """The window SMTP cannot close: the server took the message but the answer never came. The
+    caller must retry (a lost notice is worse than a second copy), and the copy is recognisable."""
+    inbox = AcceptThenHangUp()
+    recorded: list[str] = []
+
+    async def accepted() -> None:
+        recorded.append("sent")
+
+    with serving(inbox) as port:
+        mailer = mailer_for(SmtpServer(inbox, port))
+        email = render(NotificationKind.ORDER_SHIPPED)
+        with pytest.raises(aiosmtplib.SMTPServerDisconnected):
+            await mailer.send(
+                to="anna@example.com", email=email, message_id="ord_123.order_shipped", accepted=accepted
+            )
+        await mailer.send(to="anna@example.com", email=email, message_id="ord_123.order_shipped")
+
+    assert recorded == []
+    ids = [message["Message-ID"] for _, message in inbox.received]
+    assert ids == ["<ord_123.order_shipped@orderflow>"] * 2
