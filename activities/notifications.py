@@ -33,7 +33,16 @@ class NotificationActivities:
 
     @activity.defn
     async def notify_customer(self, notify: Notify) -> bool:
-        """True when the mail left now; False when an earlier attempt sent it or SMTP is off."""
+        """True when the mail left now; False when an earlier attempt sent it or SMTP is off.
+
+        At least once, and once unless a crash, a lost connection or a failed commit falls between
+        the server's acceptance and our mark. The outbox row is marked sent the moment the server answers 250
+        to DATA (before QUIT), and a retry that finds the mark sends nothing. A retry that finds
+        no mark sends again, deliberately: the earlier attempt may have died before DATA, and a
+        shipping or cancellation notice that never arrives is worse than a second copy. That
+        copy carries the same Message-ID, by which mail systems and the customer's client can
+        recognise it; SMTP offers no idempotency key to do better.
+        """
         email = render_email(
             notify,
             shop_name=self._shop_name,
@@ -51,10 +60,21 @@ class NotificationActivities:
         )
         if entry.sent_at is not None or self._mailer is None:
             return False
+        message_id = f"{notify.order_id}.{notify.key}"
+        attempt = activity.info().attempt
+        if attempt > 1:
+            # An earlier attempt failed or died unmarked; if it died after the server accepted
+            # the message, this copy is a duplicate under the same Message-ID.
+            log.info(
+                "customer_notification_resend", order_id=notify.order_id, kind=notify.key, attempt=attempt
+            )
+
+        async def mark_sent() -> None:
+            await asyncio.to_thread(self._outbox.mark_sent, notify.order_id, notify.key)
+
         await self._mailer.send(
-            to=notify.customer.email, email=email, message_id=f"{notify.order_id}.{notify.key}"
+            to=notify.customer.email, email=email, message_id=message_id, accepted=mark_sent
         )
-        await asyncio.to_thread(self._outbox.mark_sent, notify.order_id, notify.key)
         sent = activity.metric_meter().create_counter(NOTIFICATIONS_SENT, "Customer emails sent", "1")
         sent.add(1, {"kind": notify.kind.value})
         log.info("customer_notified", order_id=notify.order_id, kind=notify.kind.value)

@@ -1,4 +1,4 @@
-"""The outbox of customer messages: one row per (order_id, kind), marked when the mail left."""
+"""The outbox of customer messages: one row per (order_id, kind), marked when the SMTP server took it."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class NotificationOutbox:
                 return existing
 
     def mark_sent(self, order_id: str, kind: str) -> None:
+        """Called the moment the SMTP server accepted the message: a retry that finds it sends nothing."""
         with transaction(self._engine) as session:
             session.execute(
                 update(Notification)
