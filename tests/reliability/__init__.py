@@ -1,10 +1,16 @@
 """Reliability tests: real processes on loopback (Temporal dev server, the worker), killed and restarted.
 
+The worker mails customers through a real SMTP server on loopback (tests/smtp.py's Mailroom, on a
+thread of the test process, so it keeps receiving while the worker is killed and restarted); the
+checks compare what that server received with what the orders should have mailed and with the
+outbox table (tests/reliability/mail.py).
+
 Each child runs in its own session (process group), so a kill reaches the whole group and nothing
 outlives a test: every `start()` has a `kill()`/`stop()` in a `finally`. The orders are driven the way
 the channel, the warehouse and the carrier would: every call is retried until it gets an answer, with
 a stable update id so a resend is deduplicated by Temporal, and the checks afterwards read Temporal,
-the order views and the database (stock ledger, stock rows, outbox, payments, refunds, read model).
+the order views, the mails received and the database (stock ledger, stock rows, outbox, payments,
+refunds, read model).
 
 Unpaid orders: the dev server runs in real time, so an order with the standard policy waits an hour
 for its first reminder. The "payment timeout" orders therefore carry a compressed timing policy in
@@ -72,8 +78,10 @@ from domain.operator import Action, OperatorAction
 from domain.policy import OrderPolicy
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
-from services.tables import Notification, OrderRow, Payment, Refund, ShipmentRequest, Stock, StockMove
+from services.tables import OrderRow, Payment, Refund, ShipmentRequest, Stock, StockMove
 from tests.conftest import POSTGRES_ADMIN_URL, REQUIRE_POSTGRES, make_settings, temporal_binary
+from tests.reliability.mail import mail_problems
+from tests.smtp import Mailroom, serving
 from workflows.order import OrderWorkflow
 from workflows.search_attributes import cli_flags
 
@@ -267,14 +275,17 @@ class Stack:
     client: Client
     engine: Engine
     task_queue: str
+    mail: Mailroom
 
 
 @asynccontextmanager
 async def running_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """Dev server + worker subprocess + a database with stock; every process group ended after."""
+    """Dev server + worker subprocess + SMTP server + a database with stock; every process group
+    ended after."""
     server = DevServer(tmp_path)
     worker: WorkerProcess | None = None
-    with throwaway_database(tmp_path) as database_url:
+    mail = Mailroom()
+    with throwaway_database(tmp_path) as database_url, serving(mail) as smtp_port:
         engine = make_engine(database_url)
         try:
             create_schema(engine)
@@ -291,11 +302,13 @@ async def running_stack(tmp_path: Path) -> AsyncIterator[Stack]:
                     "ORDERS_DATABASE_URL": database_url,
                     "ORDERS_TASK_QUEUE": task_queue,
                     "ORDERS_PAYMENT_HOLD_RULE": "fixed",
+                    "ORDERS_SMTP_HOST": "127.0.0.1",
+                    "ORDERS_SMTP_PORT": str(smtp_port),
                 },
             )
             worker.start()
             await worker.wait_polling(client, task_queue)
-            yield Stack(server, worker, client, engine, task_queue)
+            yield Stack(server, worker, client, engine, task_queue, mail)
         finally:
             if worker is not None:
                 worker.kill()
@@ -535,7 +548,8 @@ async def drive_all(
 # ============================================================================ what must hold after
 async def outcome_problems(stack: Stack, plans: list[Plan], run: Run) -> list[str]:
     """Everything that is wrong after the run: the order views, the workflows and their histories,
-    and the database (ledger, stock rows, outbox, payments, refunds, shipment requests, read model)."""
+    the mails received against the outbox, and the database (ledger, stock rows, payments,
+    refunds, shipment requests, read model)."""
     problems: list[str] = []
     for plan, result in zip(plans, run.results, strict=True):
         if isinstance(result, BaseException):
@@ -545,6 +559,7 @@ async def outcome_problems(stack: Stack, plans: list[Plan], run: Run) -> list[st
             problems += view_problems(plan, result)
     problems += await workflow_problems(stack.client, plans)
     problems += await asyncio.to_thread(ledger_problems, stack.engine, plans)
+    problems += await asyncio.to_thread(mail_problems, stack.engine, plans, stack.mail.snapshot())
     return problems
 
 
@@ -600,7 +615,6 @@ def ledger_problems(engine: Engine, plans: list[Plan]) -> list[str]:
         stock = {
             row.sku: row for row in session.exec(select(Stock).where(Stock.warehouse == WAREHOUSE)).all()
         }
-        notifications = list(session.exec(select(Notification)).all())
         payments = Counter(session.exec(select(Payment.order_id)).all())
         refunds = Counter(session.exec(select(Refund.order_id)).all())
         requests = {(r.order_id, r.warehouse): r.status for r in session.exec(select(ShipmentRequest)).all()}
@@ -680,18 +694,4 @@ def ledger_problems(engine: Engine, plans: list[Plan]) -> list[str]:
                 f"{sku}: on_hand {row.on_hand}, expected {ON_HAND} - {shipped_units[sku]} shipped"
             )
 
-    recorded: dict[str, Counter[str]] = defaultdict(Counter)
-    for note in notifications:
-        recorded[note.order_id][note.kind] += 1
-    for plan in plans:
-        got_notes = recorded.pop(plan.order_id, Counter())
-        twice = sorted(kind for kind, count in got_notes.items() if count > 1)
-        if twice:
-            problems.append(f"{plan.order_id}: notifications recorded twice: {twice}")
-        if set(got_notes) != plan.expected_notifications:
-            problems.append(
-                f"{plan.order_id}: notifications {sorted(got_notes)}, "
-                f"expected {sorted(plan.expected_notifications)}"
-            )
-    problems += [f"notifications for an unknown order {order_id}" for order_id in recorded]
     return problems

@@ -6,8 +6,10 @@ Mid-flight the server gets SIGTERM; once it has exited it stays down for a few s
 unpaid orders fall due meanwhile), then starts again on the same file and ports. The orders are driven
 on through the outage (calls retried until answered, tests/reliability says how). Afterwards: every
 one of the 30 workflows is Completed in Temporal's visibility, each order in its expected final
-state, and the database consistent; the worker process, never restarted, polled the new server by
-itself.
+state, the database consistent, and every mail the orders call for received once by the SMTP server
+the worker sends through (a mail activity whose completion the stopped server never heard of is
+retried and must find its outbox row marked); the worker process, never restarted, polled the new
+server by itself.
 """
 
 from __future__ import annotations
