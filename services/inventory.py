@@ -230,6 +230,39 @@ class InventoryService:
             units += self._close(session, _outstanding(moves, "reserve"), "unreserve")
             return units
 
+    def held_by(self, order_id: str) -> dict[str, int]:
+        """Units the order still holds, by kind: {"lock": n, "reserve": m}; zeros when none."""
+        with Session(self._engine) as session:
+            moves = session.exec(select(StockMove).where(StockMove.order_id == order_id)).all()
+        return {kind: sum(m.quantity for m in _outstanding(moves, kind)) for kind in ("lock", "reserve")}
+
+    def ledger_problems(self) -> list[str]:
+        """Stock rows whose locked or reserved count differs from what the ledger says is held."""
+        with Session(self._engine) as session:
+            moves = session.exec(select(StockMove)).all()
+            rows = session.exec(select(Stock)).all()
+        by_order: dict[str, list[StockMove]] = {}
+        for move in moves:
+            by_order.setdefault(move.order_id, []).append(move)
+        held: dict[tuple[str, str, str], int] = {}
+        for order_moves in by_order.values():
+            for kind in ("lock", "reserve"):
+                for move in _outstanding(order_moves, kind):
+                    key = (move.warehouse, move.sku, kind)
+                    held[key] = held.get(key, 0) + move.quantity
+        problems = []
+        for row in rows:
+            locked, reserved = (
+                held.get((row.warehouse, row.sku, "lock"), 0),
+                held.get((row.warehouse, row.sku, "reserve"), 0),
+            )
+            if (row.locked, row.reserved) != (locked, reserved) or row.on_hand < row.locked + row.reserved:
+                problems.append(
+                    f"{row.warehouse}/{row.sku}: on_hand {row.on_hand}, locked {row.locked} (ledger {locked}), "
+                    f"reserved {row.reserved} (ledger {reserved})"
+                )
+        return problems
+
     def ship_order(self, order_id: str, warehouse: str) -> int:
         """A parcel left `warehouse`: its locked units leave on_hand too. Returns the units shipped."""
         with transaction(self._engine) as session:
@@ -253,19 +286,24 @@ class InventoryService:
         destination: str,
         warehouse: str | None,
     ) -> AllocationPlan:
+        conflict: IntegrityError | None = None
         for _ in range(_ALLOCATION_ATTEMPTS):
             earlier = self._claimed(order_id, generation, kind)
             if earlier is not None:
                 return earlier
             try:
                 return self._allocate(order_id, generation, kind, lines, destination, warehouse)
-            except IntegrityError:
-                continue  # a racing attempt claimed this allocation first: read its plan
+            except IntegrityError as exc:
+                conflict = exc  # a racing attempt claimed this allocation first: read its plan
+                continue
             except _Lost:
+                conflict = None
                 continue  # stock moved under us: plan again on fresh numbers
         earlier = self._claimed(order_id, generation, kind)
         if earlier is not None:
             return earlier
+        if conflict is not None:  # no racing claim to read: a constraint no retry can satisfy
+            raise conflict
         raise RuntimeError(f"could not allocate {order_id} after {_ALLOCATION_ATTEMPTS} attempts")
 
     def _allocate(

@@ -42,7 +42,9 @@ class PaymentService:
         except IntegrityError:
             with Session(self._engine) as session:
                 existing = session.get(Payment, payment.payment_id)
-            if existing is None or existing.order_id != request.order_id:
+            if existing is None:  # not a duplicate: another constraint refused the row
+                raise
+            if existing.order_id != request.order_id:
                 raise PaymentConflict(
                     f"payment {payment.payment_id} already belongs to another order"
                 ) from None
@@ -64,7 +66,9 @@ class PaymentService:
                     )
                 )
         except IntegrityError:
-            pass  # recorded by an earlier attempt
+            with Session(self._engine) as session:
+                if session.get(Refund, owed) is None:  # not recorded earlier: the row was refused
+                    raise
         return owed
 
     def refunds_for(self, order_id: str) -> list[Refund]:

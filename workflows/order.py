@@ -107,7 +107,7 @@ class StepFailed(Exception):
         self.reason = _reason(cause)
         self.cause = cause
         self.handled = False  # True once the caller has put the order where it belongs
-        super().__init__(f"{summary}: {self.reason}")
+        super().__init__(f"{summary} failed: {self.reason}")
 
 
 class StepInterrupted(Exception):
@@ -122,6 +122,7 @@ class _Job:
     run: Callable[[], Awaitable[None]]
     accepted_at: datetime
     done: bool = False
+    answered: bool = False  # answered as pending while a step it waits for keeps failing
     error: str | None = None
 
 
@@ -207,6 +208,8 @@ class OrderWorkflow:
                 finally:
                     self._current = None
                     job.done = True
+                if job.answered and job.error is not None:  # its caller only heard "pending"
+                    self._record("command_refused", f"{job.name}: {job.error}")
                 await self._publish()
             if self._held_since is None:
                 fired = await self._fire_due_timers()
@@ -304,7 +307,7 @@ class OrderWorkflow:
     def _contain(self, failed: StepFailed) -> str:
         """A step failed for good: the order goes to exception, saying why and what can be done."""
         if failed.handled:
-            return str(failed)
+            return f"{failed}; the order is in exception for an operator"
         failed.handled = True
         if self._status != S.EXCEPTION:
             self._failed_in = self._status
@@ -503,7 +506,8 @@ class OrderWorkflow:
         lists it as pending) while a step it must wait for keeps failing: never an update that hangs."""
         job = _Job(name, run, accepted_at=workflow.now())
         self._inbox.append(job)
-        await workflow.wait_condition(lambda: job.done or self._blocked)
+        await workflow.wait_condition(lambda: job.done or job.answered or self._blocked)
+        job.answered = not job.done
         if job.error is not None:
             raise _refuse(job.error)
         return self._view()
@@ -788,7 +792,8 @@ class OrderWorkflow:
         self._count_exception()
         self._record(
             "cancel_failed",
-            f"cancelling ({reason}) stopped at {failed}. Fix the cause, then retry the order: the "
+            f"cancelling ({reason}) stopped at {failed.summary}: {failed.reason}. Fix the cause, then "
+            "retry the order: the "
             "cancellation resumes where it stopped",
         )
 
@@ -1088,6 +1093,10 @@ class OrderWorkflow:
                 f"{summary} failed ({_reason(cause)}); retrying with back-off, the order waits",
             )
         self._blocked = blocking
+        # The command whose step (or follow-up step) this is gets its answer now: pending. Queued
+        # commands wait only when they cannot go first (a blocking step).
+        if self._current is not None:
+            self._current.answered = True
 
     def _stop_waiting(self) -> None:
         self._waiting_on = self._waiting_since = None
@@ -1103,13 +1112,24 @@ class OrderWorkflow:
         workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
         self._upsert_search_attributes(presentation.search_attributes(view))
         try:
-            await workflow.execute_local_activity_method(
-                OrderActivities.project_order,
-                view,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=PROJECTION_RETRY,
-                summary="project order to read model",
-            )
+            if workflow.patched("projection-as-activity"):
+                # A regular activity: a local one could outlive a workflow task the server gave up on.
+                await workflow.execute_activity_method(
+                    OrderActivities.project_order,
+                    view,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=PROJECTION_RETRY,
+                    summary="project order to read model",
+                    priority=self._task_priority(),
+                )
+            else:  # orders started before: their histories hold local-activity markers
+                await workflow.execute_local_activity_method(
+                    OrderActivities.project_order,
+                    view,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=PROJECTION_RETRY,
+                    summary="project order to read model",
+                )
         except Exception as err:  # whatever the read model says, the order goes on
             cause = err.cause if isinstance(err, ActivityError) and err.cause else err
             lag = self._projection_lag
