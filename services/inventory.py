@@ -258,8 +258,8 @@ class InventoryService:
             )
             if (row.locked, row.reserved) != (locked, reserved) or row.on_hand < row.locked + row.reserved:
                 problems.append(
-                    f"{row.warehouse}/{row.sku}: on_hand {row.on_hand}, locked {row.locked} (ledger {locked}), "
-                    f"reserved {row.reserved} (ledger {reserved})"
+                    f"{row.warehouse}/{row.sku}: on_hand {row.on_hand}, locked {row.locked} "
+                    f"(ledger {locked}), reserved {row.reserved} (ledger {reserved})"
                 )
         return problems
 
