@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +28,7 @@ from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
 from tests.api.payloads import PAYMENT, body
 from tests.conftest import make_settings, running_worker
+from tests.relay import relayed
 
 ANSWER_WITHIN = "1s"  # the bound the API waits for a workflow; small so the test is quick
 RETRY_AFTER = "2s"
@@ -203,73 +203,6 @@ async def test_with_the_worker_paused_reads_come_from_the_read_model_and_command
 
 
 # ------------------------------------------------------------------ the database goes away
-class TcpRelay:
-    """127.0.0.1:<port> relayed to PostgreSQL on a thread of its own (the app blocks its loop on
-    database calls); close() makes the database unreachable for whoever connects through it."""
-
-    def __init__(self, target_port: int) -> None:
-        self._target = target_port
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    def start(self) -> None:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
-
-    def close(self) -> None:
-        if self._server is not None:
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
-
-    def stop(self) -> None:
-        self.close()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _close(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-        self._server = None
-
-    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target)
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except OSError:
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-
-@contextmanager
-def relayed(url: str) -> Iterator[tuple[str, TcpRelay]]:
-    match = re.match(r"^(?P<head>.*@127\.0\.0\.1:)(?P<port>\d+)(?P<tail>/.*)$", url)
-    if match is None:
-        pytest.skip(f"the PostgreSQL URL is not on 127.0.0.1 with a port: {url}")
-    relay = TcpRelay(int(match["port"]))
-    relay.start()
-    try:
-        yield f"{match['head']}{relay.port}{match['tail']}", relay
-    finally:
-        relay.stop()
-
-
 async def test_an_unreachable_database_is_503_with_retry_after(
     dev_env: WorkflowEnvironment, postgres_url: str | None
 ) -> None:
