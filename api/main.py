@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from temporalio.runtime import Runtime
 
@@ -17,7 +18,7 @@ from api.routes import actions, inventory, orders
 from api.routes import warehouses as warehouses_routes
 from core.config import Settings, get_settings
 from core.logging import configure_logging
-from core.metrics import ORDERS_BY_STATUS, metrics_runtime
+from core.metrics import ORDERS_BY_STATUS, READ_MODEL_LAGGING, metrics_runtime
 from core.temporal import connect
 from domain.allocation import parse_rules
 from domain.models import OrderStatus
@@ -32,10 +33,19 @@ from services.warehouses import WarehouseService
 async def _publish_order_counts(runtime: Runtime, store: OrderStore, every: float = 15) -> None:
     """Orders per status from the read model, as a Prometheus gauge, refreshed every `every` s."""
     gauge = runtime.metric_meter.create_gauge(ORDERS_BY_STATUS, "Orders per status (read model)", "1")
+    lagging = runtime.metric_meter.create_gauge(
+        READ_MODEL_LAGGING, "Orders whose read-model row is behind their workflow", "1"
+    )
     while True:
-        counts = await run_in_threadpool(store.count_by_status)
+        try:
+            counts = await run_in_threadpool(store.count_by_status)
+            behind = await run_in_threadpool(store.lagging)
+        except SQLAlchemyError:  # the database is away: keep the last figures, look again later
+            await asyncio.sleep(every)
+            continue
         for status in OrderStatus:
             gauge.set(counts.get(status.value, 0), {"status": status.value})
+        lagging.set(len(behind))
         await asyncio.sleep(every)
 
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, delete, func, or_, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from domain.models import Model, OrderStatus, OrderView
 from services.db import transaction
-from services.tables import OrderEventRow, OrderKey, OrderRow
+from services.tables import OrderEventRow, OrderKey, OrderRow, ReadModelLag
 
 _AWAITING_SHIPMENT = (OrderStatus.PAID, OrderStatus.STOCK_LOCKED, OrderStatus.EXCEPTION)
 
@@ -72,7 +72,38 @@ class OrderStore:
             )
 
     def project(self, view: OrderView) -> None:
-        """Upsert the order row and its timeline; an older view never overwrites a newer one."""
+        """Upsert the order row and its timeline; an older view never overwrites a newer one.
+
+        When the write fails, the order is marked as lagging (in a transaction of its own, if the
+        database takes it) before the error goes back to the workflow, which tries again later."""
+        try:
+            try:
+                self._project(view)
+            except IntegrityError:  # a concurrent first write inserted the row: update it now
+                self._project(view)
+        except SQLAlchemyError as exc:
+            self._mark_lagging(view.order_id, exc)
+            raise
+
+    def _mark_lagging(self, order_id: str, exc: SQLAlchemyError) -> None:
+        error = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+        try:
+            with transaction(self._engine) as session:
+                lag = session.get(ReadModelLag, order_id, with_for_update=True)
+                if lag is None:
+                    session.add(ReadModelLag(order_id=order_id, last_error=error))
+                else:
+                    lag.failures += 1
+                    lag.last_error = error
+        except SQLAlchemyError:
+            pass  # the database takes nothing now: the workflow's retry is what counts
+
+    def lagging(self) -> builtins.list[ReadModelLag]:
+        """Orders whose read-model row is behind their workflow, oldest first."""
+        with Session(self._engine) as session:
+            return list(session.exec(select(ReadModelLag).order_by(col(ReadModelLag.since))).all())
+
+    def _project(self, view: OrderView) -> None:
         version = len(view.timeline)
         with transaction(self._engine) as session:
             row = session.get(OrderRow, view.order_id, with_for_update=True)
@@ -113,6 +144,7 @@ class OrderStore:
                 OrderEventRow(order_id=view.order_id, seq=seq, at=e.at, kind=e.kind, detail=e.detail)
                 for seq, e in enumerate(view.timeline)
             )
+            session.execute(delete(ReadModelLag).where(col(ReadModelLag.order_id) == view.order_id))
 
     def get(self, order_id: str) -> OrderView | None:
         with Session(self._engine) as session:
@@ -181,10 +213,25 @@ class OrderStore:
             )
         )
         with Session(self._engine) as session:
-            rows = session.exec(query.order_by(col(OrderRow.created_at))).all()
+            rows = list(session.exec(query.order_by(col(OrderRow.created_at))).all())
+            lags = {lag.order_id: lag for lag in session.exec(select(ReadModelLag)).all()}
+            listed = {row.order_id for row in rows}
+            rows += [
+                row
+                for row in (session.get(OrderRow, order_id) for order_id in lags)
+                if row is not None and row.order_id not in listed
+            ]
         found: builtins.list[StuckOrder] = []
         for row in rows:
             reasons, since = _why_stuck(row, now)
+            lag = lags.get(row.order_id)
+            if lag is not None:
+                reasons.append(
+                    f"read model behind since {_at(lag.since)} ({lag.failures} failed write(s), last: "
+                    f"{lag.last_error}); this row may be out of date, the order itself goes on and "
+                    "the row catches up once the database takes writes again"
+                )
+                since = min(since, _aware(lag.since))
             if reasons and since <= now - older_than:
                 found.append(
                     StuckOrder(order=OrderView.model_validate(row.view), reasons=reasons, since=since)

@@ -185,6 +185,19 @@ class OrderRow(SQLModel, table=True):
     view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
+class ReadModelLag(SQLModel, table=True):
+    """An order whose read-model row could not be written: since when, how often, the last error.
+
+    Written in a transaction of its own when a projection fails, deleted by the next one that
+    succeeds: /orders/stuck and the lag gauge read it. The workflow retries the projection by itself."""
+
+    __tablename__ = "read_model_lag"
+    order_id: str = Field(primary_key=True, max_length=40)
+    since: datetime = _ts(default_factory=utcnow)
+    failures: int = 1
+    last_error: str = Field(sa_type=Text)
+
+
 class OrderEventRow(SQLModel, table=True):
     """The order timeline, one row per event."""
 

@@ -169,6 +169,7 @@ class OrderWorkflow:
         self._failed_in: OrderStatus | None = None  # where `retry` resumes after a failed step
         self._cancel_pending: str | None = None  # a cancellation that could not finish: retry resumes it
         self._projection_lag: timedelta | None = None  # set while the read model is behind
+        self._projected: OrderView | None = None  # the last view the read model took
         self._runs = 1
         if start.carried is not None:
             self._restore(start.carried)
@@ -573,7 +574,8 @@ class OrderWorkflow:
         self._ship_by = now + self._policy.ship_within
         self._timers["ship_by"] = self._ship_by
         self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
-        await self._publish()
+        if not workflow.patched("publish-once-per-command"):
+            await self._publish()  # orders started before: the loop publishes after the lock too
 
     async def _request_lock(
         self, summary: str, warehouse: str | None = None, generation: int = 0, *, interruptible: bool = False
@@ -1108,6 +1110,8 @@ class OrderWorkflow:
         A read-model write that fails never stops the order: it is tried again by a timer (1 min
         doubling to 1 h) until it goes through; meanwhile the row says it lags (services/orders.py)."""
         view = self._view()
+        if view == self._projected and workflow.patched("publish-once-per-command"):
+            return  # nothing changed since the last read-model write (e.g. a refused command)
         next_timer = min(self._timers.items(), key=lambda item: item[1]) if self._timers else None
         workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
         self._upsert_search_attributes(presentation.search_attributes(view))
@@ -1145,6 +1149,7 @@ class OrderWorkflow:
                 "projection_failed", extra={"order_id": self._id, "error": _reason(cause)}
             )
             return
+        self._projected = view
         if self._projection_lag is not None:
             self._projection_lag = None
             self._timers.pop("project", None)

@@ -7,7 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
+from services.orders import OrderStore
 from tests.api.payloads import PAYMENT, SHIPMENT, body
+from tests.api.test_inventory_api import app_of
+from tests.factories import eventually
 
 
 async def test_an_order_goes_from_placed_to_completed_over_http(api: httpx.AsyncClient) -> None:
@@ -147,6 +150,9 @@ async def test_lists_page_through_the_read_model(api: httpx.AsyncClient) -> None
         (await api.post("/orders", json=body(f"SG-L{i}", channel="ebay"))).json()["order_id"]
         for i in range(5)
     ]
+    store: OrderStore = app_of(api).state.store
+    # the read model follows each order's workflow a moment later
+    await eventually(lambda: len(store.list(channel="ebay", limit=10)[0]) == 5)
     seen: list[str] = []
     cursor = None
     while True:

@@ -29,9 +29,9 @@ from services.inventory import InventoryService
 from services.orders import OrderStore
 from services.payments import PaymentService
 from tests.conftest import make_settings, running_worker
-from tests.factories import eventually, order, payment_for, start_order
+from tests.factories import eventually, order, payment_for, settle_and_terminate, start_order
 from tests.faults import refuse_writes, refusing_writes, restore
-from tests.workflows.test_inventory_flow import settle_and_terminate, stock
+from tests.workflows.test_inventory_flow import stock
 from workflows.order import OrderWorkflow
 
 Handle = WorkflowHandle[OrderWorkflow, OrderView]
@@ -40,12 +40,12 @@ OPERATOR = "lena@ops"
 
 
 @pytest.fixture
-async def env(time_skipping_env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[Env]:
+async def env(own_time_skipping_env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[Env]:
     settings = make_settings()
     stock(engine, "WH-SZ", {"CASE-IP15": 10, "USB-C-1M": 10})
-    async with running_worker(time_skipping_env.client, settings, engine):
-        yield time_skipping_env, settings, engine
-        await settle_and_terminate(time_skipping_env.client)
+    async with running_worker(own_time_skipping_env.client, settings, engine):
+        yield own_time_skipping_env, settings, engine
+        await settle_and_terminate(own_time_skipping_env.client)
 
 
 def act(kind: Action, reason: str = "checked with the buyer", **params: Any) -> OperatorAction:
@@ -97,6 +97,13 @@ async def test_a_read_model_that_refuses_writes_never_stops_the_order(env: Env, 
             row = store.get(order_id)
             assert row is not None
             assert row.status == OrderStatus.PENDING_PAYMENT
+            # the lag shows where operators look: the stuck list (at the order's own time)
+            # (the failed write is marked as soon as the projection after the command gave up)
+            stuck = await eventually(lambda: store.stuck(paid.updated_at + timedelta(seconds=1)))
+            assert [s.order.order_id for s in stuck] == [order_id]
+            assert stuck[0].reasons[-1].startswith("read model behind since")
+            assert "refuses writes" in stuck[0].reasons[-1]
+            assert [lag.order_id for lag in store.lagging()] == [order_id]
         assert await running(time_env.client, handle)
     # nothing else happens to the order, yet its catch-up timer writes the read model
     await time_env.sleep(timedelta(minutes=5))  # catch-up tries: 1 min doubling to 1 h
@@ -104,6 +111,7 @@ async def test_a_read_model_that_refuses_writes_never_stops_the_order(env: Env, 
     assert caught_up is not None
     assert caught_up.status == OrderStatus.STOCK_LOCKED
     assert caught_up.timeline == (await handle.query(OrderWorkflow.view)).timeline
+    assert store.lagging() == []
     cancelled = await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="buyer changed mind"))
     assert cancelled.status == OrderStatus.CANCELLED
     assert InventoryService(engine).held_by(order_id) == {"lock": 0, "reserve": 0}
