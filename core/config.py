@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     ship_within: Duration = Field(default=timedelta(hours=48))
     confirm_window: Duration = Field(default=timedelta(days=7))
     restock_check_every: Duration = Field(default=timedelta(minutes=30))
+    restock_check_max: Duration = Field(default=timedelta(hours=12))
+    # A step failing for a reason a retry may fix keeps retrying this long, then goes to exception.
+    step_patience: Duration = Field(default=timedelta(hours=24))
+    # An order's workflow continues as new once its history has this many events.
+    history_limit: int = Field(default=10_000, ge=100, le=40_000)
     payment_hold_rule: Literal["stock_pressure", "fixed"] = "stock_pressure"
     payment_hold_scarce: Duration = Field(default=timedelta(days=3))
     payment_hold_ample: Duration = Field(default=timedelta(days=7))
@@ -93,7 +98,13 @@ class Settings(BaseSettings):
         return value
 
     @field_validator(
-        "ship_within", "confirm_window", "restock_check_every", "workflow_answer_timeout", "busy_retry_after"
+        "ship_within",
+        "confirm_window",
+        "restock_check_every",
+        "restock_check_max",
+        "step_patience",
+        "workflow_answer_timeout",
+        "busy_retry_after",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
@@ -112,6 +123,9 @@ class Settings(BaseSettings):
             ship_within=self.ship_within,
             confirm_window=self.confirm_window,
             restock_check_every=self.restock_check_every,
+            restock_check_max=max(self.restock_check_max, self.restock_check_every),
+            step_patience=self.step_patience,
+            history_limit=self.history_limit,
         )
 
 

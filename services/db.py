@@ -25,7 +25,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+    # A database that drops packets instead of refusing them must fail fast (the API answers 503,
+    # activities retry) rather than hang: connect and TCP timeouts, keepalives on idle connections.
+    timeouts = {
+        "connect_timeout": 5,
+        "tcp_user_timeout": 10_000,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+    connect_args = {**timeouts, **kwargs.pop("connect_args", {})}
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args, **kwargs
+    )
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
