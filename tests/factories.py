@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
@@ -38,6 +40,31 @@ async def terminate_started() -> None:
         handle = STARTED.pop()
         with contextlib.suppress(RPCError):
             await handle.terminate("test finished")
+
+
+async def settled(client: Client, workflow_id: str) -> None:
+    """Wait until nothing is in flight for the order (no activity, no workflow task)."""
+    request = DescribeWorkflowExecutionRequest(
+        namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id)
+    )
+    for _ in range(200):
+        # raw: the typed describe() cannot read the time-skipping server's datetime search attributes
+        described = await client.workflow_service.describe_workflow_execution(request)
+        if not described.pending_activities and not described.HasField("pending_workflow_task"):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{workflow_id} never settled")
+
+
+async def settle_and_terminate(client: Client) -> None:
+    """Terminate the orders a test left open once their in-flight work finished: an order terminated
+    while its activity or workflow task was in flight left the time-skipping server unable to skip
+    time (the next test's env.sleep hung, then failed with "h2 protocol error")."""
+    try:
+        for handle in STARTED:
+            await settled(client, handle.id)
+    finally:
+        await terminate_started()
 
 
 def order(

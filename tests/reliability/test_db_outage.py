@@ -41,9 +41,9 @@ from services.payments import PaymentService
 from services.tables import Payment
 from tests.api.payloads import body
 from tests.conftest import make_settings, running_worker
-from tests.factories import STARTED, eventually
+from tests.factories import STARTED, eventually, settle_and_terminate
 from tests.relay import TcpRelay, relayed
-from tests.workflows.test_inventory_flow import settle_and_terminate, stock
+from tests.workflows.test_inventory_flow import stock
 from workflows.order import OrderWorkflow
 
 # PostgreSQL only: the `engine` fixture gives a fresh schema on the session's throwaway database, and
@@ -150,8 +150,10 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(time_skipping_env: WorkflowEnvironment, db_url: str, engine: Engine) -> AsyncIterator[Shop]:
-    env = time_skipping_env
+async def shop(
+    own_time_skipping_env: WorkflowEnvironment, db_url: str, engine: Engine
+) -> AsyncIterator[Shop]:
+    env = own_time_skipping_env
     stock(engine, "WH-SZ", ON_HAND)
     key, _ = ApiKeyService(engine).create(f"channel-{uuid.uuid4().hex[:6]}@demo", Role.OPERATOR)
     answers: list[httpx.Response] = []

@@ -20,8 +20,8 @@ from domain.operator import Action, ActionParams, OperatorAction
 from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
 from tests.conftest import make_settings, running_worker
-from tests.factories import STARTED, order, payment_for
-from tests.workflows.test_inventory_flow import settle_and_terminate, stock
+from tests.factories import STARTED, order, payment_for, settle_and_terminate
+from tests.workflows.test_inventory_flow import stock
 from workflows.order import OrderWorkflow
 
 Handle = WorkflowHandle[OrderWorkflow, OrderView]
@@ -30,12 +30,12 @@ HISTORY_LIMIT = 40  # events; the product default is 10,000
 
 
 @pytest.fixture
-async def env(time_skipping_env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[Env]:
+async def env(own_time_skipping_env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[Env]:
     settings = make_settings()
     stock(sqlite_engine, "WH-SZ", {"CASE-IP15": 10, "USB-C-1M": 10})
-    async with running_worker(time_skipping_env.client, settings, sqlite_engine):
-        yield time_skipping_env, settings, sqlite_engine
-        await settle_and_terminate(time_skipping_env.client)
+    async with running_worker(own_time_skipping_env.client, settings, sqlite_engine):
+        yield own_time_skipping_env, settings, sqlite_engine
+        await settle_and_terminate(own_time_skipping_env.client)
 
 
 async def continued_runs(client: Client, workflow_id: str) -> int:

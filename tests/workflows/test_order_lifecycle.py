@@ -29,7 +29,7 @@ from services.payments import PaymentService
 from services.shipments import ShipmentService
 from services.tables import Payment, StockMove
 from tests.conftest import make_settings, running_worker
-from tests.factories import eventually, order, payment_for, start_order, terminate_started
+from tests.factories import eventually, order, payment_for, settle_and_terminate, start_order
 from workflows.order import OrderWorkflow
 
 Handle = WorkflowHandle[OrderWorkflow, OrderView]
@@ -44,7 +44,7 @@ async def env(
     InventoryService(sqlite_engine).set_on_hand("WH-SZ", "USB-C-1M", 10)
     async with running_worker(time_skipping_env.client, settings, sqlite_engine):
         yield time_skipping_env, settings, sqlite_engine
-        await terminate_started()
+        await settle_and_terminate(time_skipping_env.client)
 
 
 def kinds(view: OrderView, kind: str) -> list[Any]:
@@ -110,7 +110,7 @@ async def test_hold_period_comes_from_settings(
         await time_skipping_env.sleep(timedelta(days=2, hours=23))
         assert (await handle.query(OrderWorkflow.view)).status == OrderStatus.PENDING_PAYMENT
         final = await handle.result()
-        await terminate_started()
+        await settle_and_terminate(time_skipping_env.client)
     assert final.status == OrderStatus.CANCELLED
     assert final.created_at + timedelta(days=3) <= kinds(final, "cancelled")[0].at
     # the 72 h reminder would fall on the cancel instant: an incentive for a dead order is not sent

@@ -31,8 +31,17 @@ from services.auth import ApiKeyService
 from services.inventory import InventoryService
 from services.orders import OrderStore
 from tests.conftest import make_settings, running_worker
-from tests.factories import STARTED, eventually, order, payment_for, start_order, terminate_started
-from tests.workflows.test_inventory_flow import for_customer, settle_and_terminate, settled
+from tests.factories import (
+    STARTED,
+    eventually,
+    order,
+    payment_for,
+    settle_and_terminate,
+    settled,
+    start_order,
+    terminate_started,
+)
+from tests.workflows.test_inventory_flow import for_customer
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
 
