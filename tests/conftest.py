@@ -112,21 +112,10 @@ def temporal_binary(name: str) -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=temporal_binary("temporal-test-server"),
-        data_converter=pydantic_data_converter,
-    )
-    await search_attributes.register(env.client)
-    yield env
-    await env.shutdown()
-
-
-@pytest.fixture(scope="module")
-async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """A time-skipping server for one module whose tests leave orders mid-failure: whatever they
-    leave in flight cannot hold the shared server's clock for the tests after them."""
+    """A time-skipping server per test (about a second to start): an activity a test leaves in
+    flight holds that server's clock, and would stall every later test's env.sleep on a shared one."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=temporal_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,

@@ -150,10 +150,8 @@ class Shop:
 
 
 @pytest.fixture
-async def shop(
-    own_time_skipping_env: WorkflowEnvironment, db_url: str, engine: Engine
-) -> AsyncIterator[Shop]:
-    env = own_time_skipping_env
+async def shop(time_skipping_env: WorkflowEnvironment, db_url: str, engine: Engine) -> AsyncIterator[Shop]:
+    env = time_skipping_env
     stock(engine, "WH-SZ", ON_HAND)
     key, _ = ApiKeyService(engine).create(f"channel-{uuid.uuid4().hex[:6]}@demo", Role.OPERATOR)
     answers: list[httpx.Response] = []

@@ -40,12 +40,12 @@ OPERATOR = "lena@ops"
 
 
 @pytest.fixture
-async def env(own_time_skipping_env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[Env]:
+async def env(time_skipping_env: WorkflowEnvironment, engine: Engine) -> AsyncIterator[Env]:
     settings = make_settings()
     stock(engine, "WH-SZ", {"CASE-IP15": 10, "USB-C-1M": 10})
-    async with running_worker(own_time_skipping_env.client, settings, engine):
-        yield own_time_skipping_env, settings, engine
-        await settle_and_terminate(own_time_skipping_env.client)
+    async with running_worker(time_skipping_env.client, settings, engine):
+        yield time_skipping_env, settings, engine
+        await settle_and_terminate(time_skipping_env.client)
 
 
 def act(kind: Action, reason: str = "checked with the buyer", **params: Any) -> OperatorAction:

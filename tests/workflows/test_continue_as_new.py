@@ -30,12 +30,12 @@ HISTORY_LIMIT = 40  # events; the product default is 10,000
 
 
 @pytest.fixture
-async def env(own_time_skipping_env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[Env]:
+async def env(time_skipping_env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[Env]:
     settings = make_settings()
     stock(sqlite_engine, "WH-SZ", {"CASE-IP15": 10, "USB-C-1M": 10})
-    async with running_worker(own_time_skipping_env.client, settings, sqlite_engine):
-        yield own_time_skipping_env, settings, sqlite_engine
-        await settle_and_terminate(own_time_skipping_env.client)
+    async with running_worker(time_skipping_env.client, settings, sqlite_engine):
+        yield time_skipping_env, settings, sqlite_engine
+        await settle_and_terminate(time_skipping_env.client)
 
 
 async def continued_runs(client: Client, workflow_id: str) -> int:
