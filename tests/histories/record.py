@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -54,13 +55,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from core.config import Settings
 from domain.models import (
     Address,
+    CancelOrder,
     Channel,
     ConfirmPayment,
     ConfirmReceipt,
@@ -77,6 +79,7 @@ from domain.operator import Action, ActionParams, OperatorAction
 from domain.policy import OrderPolicy
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
+from tests.faults import refusing_writes
 from worker import build_worker
 from workflows import search_attributes
 from workflows.order import OrderWorkflow
@@ -261,6 +264,29 @@ async def _cancel_after_payment(rec: Recorder) -> Handle:
     return handle
 
 
+async def _happy_path_v2(rec: Recorder) -> Handle:
+    """The happy path since issue #8: the projection is an activity, paying projects once."""
+    handle = await rec.start("happy_path_v2")
+    await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    await _ship_deliver_confirm(handle)
+    return handle
+
+
+async def _cancel_failed_retry(rec: Recorder) -> Handle:
+    """Paid, then cancelled while the refunds table refuses writes for good: exception cancel_failed;
+    once it takes writes again an operator's retry finishes the cancellation."""
+    handle = await rec.start("cancel_failed_retry")
+    await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    with refusing_writes(rec.engine, "refunds", permanent=True):
+        with contextlib.suppress(WorkflowUpdateFailedError):  # refused: the refund cannot be written
+            await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="buyer changed mind"))
+        view = await rec.view(handle)
+    _expect(view.exception_reason == "cancel_failed", f"exception {view.exception_reason}")
+    _expect(view.status == OrderStatus.EXCEPTION, f"status {view.status}, not exception")
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.RETRY, "refunds table repaired"))
+    return handle
+
+
 PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "unpaid_cancelled": _unpaid_cancelled,
     "happy_path": _happy_path,
@@ -268,10 +294,13 @@ PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "exception_restock": _exception_restock,
     "cancel_after_payment": _cancel_after_payment,
     "split_order": _split_order,
+    "happy_path_v2": _happy_path_v2,
+    "cancel_failed_retry": _cancel_failed_retry,
 }
 EXPECTED_END = {
     "unpaid_cancelled": OrderStatus.CANCELLED,
     "cancel_after_payment": OrderStatus.CANCELLED,
+    "cancel_failed_retry": OrderStatus.CANCELLED,
 }
 
 
