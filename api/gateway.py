@@ -29,6 +29,7 @@ from api.errors import TEMPORAL_NOT_NOW, Conflict, NotFound, ServiceBusy, whole_
 from core.config import Settings
 from domain.models import ConfirmPayment, OrderView, PlaceOrder, RestockCheck, StartOrder
 from domain.operator import ACTION_COMMANDS, OperatorAction
+from domain.restock import order_workflow_id
 from domain.transitions import Command, refusal
 from services.orders import OrderStore
 from workflows.order import OrderWorkflow
@@ -41,7 +42,7 @@ def new_order_id() -> str:
 
 
 def workflow_id(order_id: str) -> str:
-    return f"order-{order_id}"
+    return order_workflow_id(order_id)  # one scheme, shared with the restock dispatcher
 
 
 class Source(StrEnum):
@@ -85,6 +86,14 @@ class OrderGateway:
         self._settings = settings
         self._wait = settings.workflow_answer_timeout
         self._retry = whole_seconds(settings.busy_retry_after)
+
+    @property
+    def client(self) -> Client:
+        return self._client
+
+    @property
+    def task_queue(self) -> str:
+        return self._settings.task_queue
 
     def _handle(self, order_id: str) -> WorkflowHandle[OrderWorkflow, OrderView]:
         return self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id(order_id))

@@ -42,8 +42,8 @@ class Restocker:
     def __init__(self, gateway: OrderGateway, store: OrderStore | None = None) -> None:
         # The signature api/main.py builds it with. The gateway holds the API's Temporal client and task
         # queue; `store` is unused now (the dispatcher's activity reads the read model, later and fresher).
-        self._client: Client = gateway._client
-        self._task_queue: str = gateway._settings.task_queue
+        self._client: Client = gateway.client
+        self._task_queue: str = gateway.task_queue
 
     async def sweep(self, skus: list[str]) -> bool:
         """True when the dispatcher has the SKUs (nothing to do for an empty list)."""

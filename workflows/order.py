@@ -18,6 +18,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
@@ -93,7 +94,7 @@ def _refuse(reason: str) -> ApplicationError:
 def _reason(cause: BaseException) -> str:
     if isinstance(cause, ApplicationError):
         return cause.message
-    if isinstance(cause, TimeoutError) or type(cause).__name__ == "TimeoutError":
+    if isinstance(cause, TemporalTimeoutError):
         return "it did not answer in time"
     return str(cause) or type(cause).__name__
 
