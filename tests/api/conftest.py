@@ -13,7 +13,7 @@ from api.main import create_app
 from core.config import Settings
 from domain.access import Role
 from services.auth import ApiKeyService
-from tests.conftest import make_settings, running_worker
+from tests.support.temporal import make_settings, running_worker
 
 
 @pytest.fixture

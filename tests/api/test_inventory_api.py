@@ -24,8 +24,8 @@ from domain.models import OrderView
 from domain.restock import RestockDispatcherView
 from services.notifications import NotificationOutbox
 from services.orders import OrderStore
-from tests.api.payloads import body
-from tests.factories import eventually
+from tests.support.factories import eventually
+from tests.support.payloads import body
 from workflows.restock import RestockWorkflow
 
 CSV = {"content-type": "text/csv"}

@@ -9,8 +9,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
 from domain.access import Role
-from tests.api.payloads import PAYMENT, SHIPMENT, body
-from tests.conftest import make_settings
+from tests.support.payloads import PAYMENT, SHIPMENT, body
+from tests.support.temporal import make_settings
 
 
 async def _placed(api: httpx.AsyncClient, channel_order_id: str) -> str:

@@ -8,9 +8,9 @@ import httpx
 import pytest
 
 from services.orders import OrderStore
-from tests.api.payloads import PAYMENT, SHIPMENT, body
 from tests.api.test_inventory_api import app_of
-from tests.factories import eventually
+from tests.support.factories import eventually
+from tests.support.payloads import PAYMENT, SHIPMENT, body
 
 
 async def test_an_order_goes_from_placed_to_completed_over_http(api: httpx.AsyncClient) -> None:

@@ -26,9 +26,9 @@ from domain.access import Role
 from domain.models import Address, Channel, Customer, OrderLine, OrderStatus, OrderView, PendingCommand
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
-from tests.api.payloads import PAYMENT, body
-from tests.conftest import make_settings, running_worker
-from tests.relay import relayed
+from tests.support.payloads import PAYMENT, body
+from tests.support.relay import relayed
+from tests.support.temporal import make_settings, running_worker
 
 ANSWER_WITHIN = "1s"  # the bound the API waits for a workflow; small so the test is quick
 RETRY_AFTER = "2s"

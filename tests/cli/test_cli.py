@@ -24,8 +24,8 @@ from cli.main import app as cli
 from domain.access import Role
 from services.auth import ApiKeyService
 from services.inventory import InventoryService
-from tests.api.payloads import body
-from tests.conftest import make_settings, running_worker
+from tests.support.payloads import body
+from tests.support.temporal import make_settings, running_worker
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.config import Settings
-from tests.factories import order
+from tests.support.factories import order
 
 
 def test_total_is_exact_decimal_in_the_currency_precision() -> None:

@@ -79,7 +79,7 @@ from domain.operator import Action, ActionParams, OperatorAction
 from domain.policy import OrderPolicy
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
-from tests.faults import refusing_writes
+from tests.support.faults import refusing_writes
 from worker import build_worker
 from workflows import search_attributes
 from workflows.order import OrderWorkflow

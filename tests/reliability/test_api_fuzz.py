@@ -48,8 +48,8 @@ from api.main import create_app
 from domain.access import Role
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
-from tests.conftest import make_settings, running_worker
-from tests.reliability import throwaway_database
+from tests.support.databases import throwaway_database
+from tests.support.temporal import make_settings, running_worker
 
 MAX_EXAMPLES = 25  # per operation and per generation mode
 BUDGET = 90.0  # seconds for the whole fuzzing run

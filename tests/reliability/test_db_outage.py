@@ -1,6 +1,6 @@
 """A PostgreSQL outage of several minutes delays orders and loses none (issue #8).
 
-The API and the worker reach PostgreSQL through loopback relays (tests/relay.py) that the test cuts:
+The API and the worker reach PostgreSQL through loopback relays (tests/support/relay.py) that the test cuts:
 first the worker's, so commands the API takes wait on steps that keep failing, then the API's too,
 so nobody reaches the database. Temporal is the time-skipping server: the minutes of the outage pass
 in workflow time (`env.sleep`) while the relays are down for a few real seconds. Throughout, the API
@@ -39,10 +39,10 @@ from services.inventory import InventoryService
 from services.orders import OrderStore
 from services.payments import PaymentService
 from services.tables import Payment
-from tests.api.payloads import body
-from tests.conftest import make_settings, running_worker
-from tests.factories import STARTED, eventually, settle_and_terminate
-from tests.relay import TcpRelay, relayed
+from tests.support.factories import STARTED, eventually, settle_and_terminate
+from tests.support.payloads import body
+from tests.support.relay import TcpRelay, relayed
+from tests.support.temporal import make_settings, running_worker
 from tests.workflows.test_inventory_flow import stock
 from workflows.order import OrderWorkflow
 
@@ -56,7 +56,7 @@ OUTAGE = timedelta(minutes=6)  # workflow time the database stays unreachable
 RECOVERY = timedelta(minutes=15)  # longer than the longest step back-off (10 min) and catch-up due
 WITHIN = 120  # seconds of real time for the whole test (it takes about 20)
 ON_HAND = {"CASE-IP15": 100, "USB-C-1M": 100}
-UNITS = 3  # tests.api.payloads.body: 2 x CASE-IP15 and 1 x USB-C-1M
+UNITS = 3  # tests.support.payloads.body: 2 x CASE-IP15 and 1 x USB-C-1M
 HELD = {  # (locked, reserved) units an order holds in the end
     OrderStatus.CANCELLED: (0, 0),
     OrderStatus.STOCK_LOCKED: (UNITS, 0),

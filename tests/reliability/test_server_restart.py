@@ -4,7 +4,7 @@ Our own `temporal server start-dev --db-filename tmp_path/temporal.db` on fixed 
 worker (`python worker.py`) as a subprocess that is never restarted, a throwaway PostgreSQL database.
 Mid-flight the server gets SIGTERM; once it has exited it stays down for a few seconds (timers of the
 unpaid orders fall due meanwhile), then starts again on the same file and ports. The orders are driven
-on through the outage (calls retried until answered, tests/reliability says how). Afterwards: every
+on through the outage (calls retried until answered, tests/support/drivers.py says how). Afterwards: every
 one of the 30 workflows is Completed in Temporal's visibility, each order in its expected final
 state, the database consistent, and every mail the orders call for received once by the SMTP server
 the worker sends through (a mail activity whose completion the stopped server never heard of is
@@ -22,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import Plan, Scenario, Stack, drive_all, make_plans, outcome_problems, running_stack
+from tests.support.checks import outcome_problems
+from tests.support.drivers import drive_all
+from tests.support.plans import Plan, Scenario, make_plans
+from tests.support.stack import Stack, running_stack
 
 SEED = 20261122
 MIX = {

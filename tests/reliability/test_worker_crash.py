@@ -3,7 +3,7 @@
 Our own `temporal server start-dev` (SQLite file in tmp_path), the real worker (`python worker.py`,
 ORDERS_* settings) as a subprocess, a throwaway PostgreSQL database, and a real SMTP server in the
 test process that the worker mails customers through. A seeded killer SIGKILLs the worker's
-process group at 4 moments drawn from SEED while the orders are driven (tests/reliability says how,
+process group at 4 moments drawn from SEED while the orders are driven (tests/support/ says how,
 and why the unpaid ones carry compressed timers), and once more when a number of mails drawn from
 SEED has arrived (the worker spends much of the first 30 s restarting, so most mail leaves later).
 Afterwards every order must be closed in its expected final state, the stock ledger must hold each
@@ -16,7 +16,7 @@ Where a kill may land in the mail: SMTP has no idempotency key, so a crash after
 a message (its 250 to DATA) and before the worker marked the outbox row sent makes the retry send it
 again. No mail system closes that window (one round trip and one commit wide); the worker keeps it
 that small, and the stable Message-ID makes such a copy recognisable. So that no run fails by
-landing there, the killer first pauses the SMTP server (tests/smtp.py, Mailroom.pause): it holds
+landing there, the killer first pauses the SMTP server (tests/support/smtp.py, Mailroom.pause): it holds
 the answer to QUIT, which the worker sends only after marking the row, until a mail is held there,
 then holds new mails before DATA until one is held there too (each for up to CATCH_A_MAIL; for the
 last kill, until they are), and kills once no mail is between the two. Every kill thus lands on
@@ -35,7 +35,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability import Plan, Scenario, Stack, drive_all, make_plans, outcome_problems, running_stack
+from tests.support.checks import outcome_problems
+from tests.support.drivers import drive_all
+from tests.support.plans import Plan, Scenario, make_plans
+from tests.support.stack import Stack, running_stack
 
 SEED = 20261121
 MIX = {

@@ -14,7 +14,7 @@ import pytest
 from domain.models import Customer, OrderLine
 from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
 from services.email import LANGUAGES, RenderedEmail, SmtpMailer, render_email
-from tests.smtp import Inbox, SmtpServer, serving
+from tests.support.smtp import Inbox, SmtpServer, serving
 
 SHOP = "Maple & Co"
 PAY_URL = "https://shop.example/pay/ord_123"

@@ -1,5 +1,6 @@
 """No failure fails or hangs an order: each step failing for good and failing for a while, on the
-real time-skipping server, against SQLite and PostgreSQL that really refuse the writes (tests/faults.py).
+real time-skipping server, against SQLite and PostgreSQL that really refuse the writes
+(tests/support/faults.py).
 
 For good: the order goes to exception with the reason and what to do, and an operator's retry
 finishes the job. For a while: commands are answered at once as pending, the order shows what it
@@ -28,9 +29,9 @@ from domain.operator import Action, ActionParams, OperatorAction
 from services.inventory import InventoryService
 from services.orders import OrderStore
 from services.payments import PaymentService
-from tests.conftest import make_settings, running_worker
-from tests.factories import eventually, order, payment_for, settle_and_terminate, start_order
-from tests.faults import refuse_writes, refusing_writes, restore
+from tests.support.factories import eventually, order, payment_for, settle_and_terminate, start_order
+from tests.support.faults import refuse_writes, refusing_writes, restore
+from tests.support.temporal import make_settings, running_worker
 from tests.workflows.test_inventory_flow import stock
 from workflows.order import OrderWorkflow
 

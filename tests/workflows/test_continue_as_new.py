@@ -19,8 +19,8 @@ from domain.models import ConfirmShipment, OrderStatus, OrderView, StartOrder, T
 from domain.operator import Action, ActionParams, OperatorAction
 from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
-from tests.conftest import make_settings, running_worker
-from tests.factories import STARTED, order, payment_for, settle_and_terminate
+from tests.support.factories import STARTED, order, payment_for, settle_and_terminate
+from tests.support.temporal import make_settings, running_worker
 from tests.workflows.test_inventory_flow import stock
 from workflows.order import OrderWorkflow
 

@@ -32,8 +32,7 @@ from domain.models import (
 from services.inventory import InventoryService
 from services.notifications import NotificationOutbox
 from services.shipments import ShipmentService
-from tests.conftest import make_settings, running_worker
-from tests.factories import (
+from tests.support.factories import (
     eventually,
     order,
     payment_for,
@@ -41,6 +40,7 @@ from tests.factories import (
     settled,
     start_order,
 )
+from tests.support.temporal import make_settings, running_worker
 from workflows.order import OrderWorkflow
 
 Handle = WorkflowHandle[OrderWorkflow, OrderView]

@@ -31,8 +31,8 @@ from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from services.payments import PaymentService
 from services.shipments import ShipmentService
-from tests.conftest import make_settings, running_worker
-from tests.factories import STARTED, eventually, order, payment_for, settle_and_terminate, start_order
+from tests.support.factories import STARTED, eventually, order, payment_for, settle_and_terminate, start_order
+from tests.support.temporal import make_settings, running_worker
 from workflows import search_attributes as sa
 from workflows.order import OrderWorkflow
 
@@ -122,7 +122,7 @@ async def refused_without_trace(handle: Handle, kind: Action, **params: Any) -> 
 
 
 async def until(probe: Callable[[], Awaitable[T]]) -> T:
-    """tests.factories.eventually, typed for async probes."""
+    """tests.support.factories.eventually, typed for async probes."""
     return await eventually(probe)
 
 

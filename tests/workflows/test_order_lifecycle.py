@@ -28,8 +28,8 @@ from services.orders import OrderStore
 from services.payments import PaymentService
 from services.shipments import ShipmentService
 from services.tables import Payment, StockMove
-from tests.conftest import make_settings, running_worker
-from tests.factories import eventually, order, payment_for, settle_and_terminate, start_order
+from tests.support.factories import eventually, order, payment_for, settle_and_terminate, start_order
+from tests.support.temporal import make_settings, running_worker
 from workflows.order import OrderWorkflow
 
 Handle = WorkflowHandle[OrderWorkflow, OrderView]

@@ -30,8 +30,7 @@ from domain.restock import RestockDispatch, RestockDispatcherView, StockArrived,
 from services.auth import ApiKeyService
 from services.inventory import InventoryService
 from services.orders import OrderStore
-from tests.conftest import make_settings, running_worker
-from tests.factories import (
+from tests.support.factories import (
     STARTED,
     eventually,
     order,
@@ -41,6 +40,7 @@ from tests.factories import (
     start_order,
     terminate_started,
 )
+from tests.support.temporal import make_settings, running_worker
 from tests.workflows.test_inventory_flow import for_customer
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -14,9 +13,10 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+
+from tests.support.processes import free_port
 
 
 @dataclass
@@ -201,16 +201,3 @@ def serving(handler: Inbox) -> Iterator[int]:
 class SmtpServer:
     inbox: Inbox
     port: int
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    inbox = Inbox()
-    with serving(inbox) as port:
-        yield SmtpServer(inbox=inbox, port=port)

@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules: databases, Temporal, fakes, factories, reliability stacks."""
