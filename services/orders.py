@@ -13,16 +13,17 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from domain.models import Model, OrderStatus, OrderView
+from domain.stages import awaits_shipment
 from services.db import transaction
 from services.tables import OrderEventRow, OrderKey, OrderRow, ReadModelLag
-
-_AWAITING_SHIPMENT = (OrderStatus.PAID, OrderStatus.STOCK_LOCKED, OrderStatus.EXCEPTION)
 
 
 class StuckOrder(Model):
     order: OrderView
     reasons: list[str]
     since: datetime
+    # What an operator can do, in words ("release: ..."); the order's own advice first.
+    suggested_actions: list[str]
 
 
 class BadCursor(ValueError):
@@ -123,7 +124,7 @@ class OrderStore:
                 "status_since": view.status_since,
                 "held_since": view.held_since,
                 "payment_due_at": view.payment_due_at,
-                "ship_by": view.ship_by if view.status in _AWAITING_SHIPMENT else None,
+                "ship_by": view.ship_by if awaits_shipment(view.status) else None,
                 "confirm_by": view.confirm_by if view.status == OrderStatus.DELIVERED else None,
                 "created_at": view.created_at,
                 "updated_at": view.updated_at,
@@ -197,22 +198,31 @@ class OrderStore:
             rows = session.exec(query).all()
         return [row.order_id for row in rows if wanted & {line["sku"] for line in row.view.get("lines", [])}]
 
-    def stuck(self, now: datetime, older_than: timedelta = timedelta(0)) -> builtins.list[StuckOrder]:
-        """Orders in exception, on hold, or past a deadline their current step should have met.
+    def stuck(self, wall_clock: datetime, older_than: timedelta = timedelta(0)) -> builtins.list[StuckOrder]:
+        """Orders in exception, on hold, or past a deadline their current step should have met, each
+        with why, since when and what an operator can do.
 
-        `older_than` keeps those stuck for at least that long. A passed payment deadline on an unpaid
-        order means the auto-cancel did not run: the worker is probably down.
+        Judged on Temporal's clock, the one every order time comes from (docs/ARCHITECTURE.md, Clocks):
+        "now" is the newest workflow time in the read model, or `wall_clock` (the caller's) when that
+        is later. A server whose clock runs ahead of the host (time skipping, drift) moves the read
+        model ahead with it; a stopped worker writes nothing, yet its unpaid orders past their
+        deadline must show. `older_than` keeps those stuck for at least that long on the same clock.
         """
-        query = select(OrderRow).where(
-            or_(
-                col(OrderRow.status) == OrderStatus.EXCEPTION,
-                col(OrderRow.on_hold).is_(True),
-                col(OrderRow.ship_by) < now,
-                and_(col(OrderRow.status) == OrderStatus.PENDING_PAYMENT, col(OrderRow.payment_due_at) < now),
-                col(OrderRow.confirm_by) < now,
-            )
-        )
         with Session(self._engine) as session:
+            newest = session.exec(select(func.max(OrderRow.updated_at))).one()
+            now = max(_aware(wall_clock), _aware(newest)) if newest else _aware(wall_clock)
+            query = select(OrderRow).where(
+                or_(
+                    col(OrderRow.status) == OrderStatus.EXCEPTION,
+                    col(OrderRow.on_hold).is_(True),
+                    col(OrderRow.ship_by) <= now,
+                    and_(
+                        col(OrderRow.status) == OrderStatus.PENDING_PAYMENT,
+                        col(OrderRow.payment_due_at) <= now,
+                    ),
+                    col(OrderRow.confirm_by) <= now,
+                )
+            )
             rows = list(session.exec(query.order_by(col(OrderRow.created_at))).all())
             lags = {lag.order_id: lag for lag in session.exec(select(ReadModelLag)).all()}
             listed = {row.order_id for row in rows}
@@ -223,7 +233,8 @@ class OrderStore:
             ]
         found: builtins.list[StuckOrder] = []
         for row in rows:
-            reasons, since = _why_stuck(row, now)
+            view = OrderView.model_validate(row.view)
+            reasons, actions, since = _why_stuck(row, view, now)
             lag = lags.get(row.order_id)
             if lag is not None:
                 reasons.append(
@@ -231,10 +242,16 @@ class OrderStore:
                     f"{lag.last_error}); this row may be out of date, the order itself goes on and "
                     "the row catches up once the database takes writes again"
                 )
+                actions.append("check the database: the row catches up by itself once writes go through")
                 since = min(since, _aware(lag.since))
             if reasons and since <= now - older_than:
                 found.append(
-                    StuckOrder(order=OrderView.model_validate(row.view), reasons=reasons, since=since)
+                    StuckOrder(
+                        order=view,
+                        reasons=reasons,
+                        since=since,
+                        suggested_actions=list(dict.fromkeys(actions)),
+                    )
                 )
         return found
 
@@ -243,8 +260,15 @@ def _at(moment: datetime) -> str:
     return _aware(moment).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _why_stuck(row: OrderRow, now: datetime) -> tuple[list[str], datetime]:
+RELEASE_ADVICE = "release: the order goes on where it stopped, once the hold's reason is dealt with"
+WORKER_ADVICE = "start a worker (python worker.py): the order moves on as soon as one runs"
+CANCEL_ADVICE = "cancel: cancels the order, releases its stock and refunds any payment"
+
+
+def _why_stuck(row: OrderRow, view: OrderView, now: datetime) -> tuple[list[str], list[str], datetime]:
+    """Why the row is stuck, what an operator can do (the order's own advice first), since when."""
     reasons: list[str] = []
+    actions: list[str] = list(view.suggested_actions)
     moments: list[datetime] = []
     if row.status == OrderStatus.EXCEPTION:
         reasons.append(f"exception: {row.exception_reason}")
@@ -253,16 +277,25 @@ def _why_stuck(row: OrderRow, now: datetime) -> tuple[list[str], datetime]:
         reasons.append(
             f"on hold since {_at(row.held_since)}: {row.view.get('hold_reason') or 'no reason given'}"
         )
+        actions.append(RELEASE_ADVICE)
         moments.append(_aware(row.held_since))
-    if row.ship_by and _aware(row.ship_by) < now:
-        reasons.append(f"not shipped; ship-by passed at {_at(row.ship_by)}")
+    if row.ship_by and _aware(row.ship_by) <= now:
+        unshipped = [s.warehouse for s in view.shipments if s.status in ("locked", "requested")]
+        where = ", ".join(unshipped) or view.warehouse or "the warehouse"
+        reasons.append(f"not shipped; ship-by passed at {_at(row.ship_by)}, still waiting for {where}")
+        if row.status != OrderStatus.EXCEPTION:
+            actions.append(f"ask {where} to ship; mark-shipped: if it left outside orderflow")
+            if row.status == OrderStatus.STOCK_LOCKED:
+                actions += ["reassign-warehouse: lock it in another warehouse", CANCEL_ADVICE]
         moments.append(_aware(row.ship_by))
-    if row.status == OrderStatus.PENDING_PAYMENT and row.payment_due_at and _aware(row.payment_due_at) < now:
+    if row.status == OrderStatus.PENDING_PAYMENT and row.payment_due_at and _aware(row.payment_due_at) <= now:
         reasons.append(
             "payment deadline passed but the order was not auto-cancelled (is the worker running?)"
         )
+        actions.append(WORKER_ADVICE)
         moments.append(_aware(row.payment_due_at))
-    if row.confirm_by and _aware(row.confirm_by) < now:
-        reasons.append("confirmation window passed but the order did not complete")
+    if row.confirm_by and _aware(row.confirm_by) <= now:
+        reasons.append("confirmation window passed but the order did not complete (is the worker running?)")
+        actions.append(WORKER_ADVICE)
         moments.append(_aware(row.confirm_by))
-    return reasons, min(moments, default=now)
+    return reasons, actions, min(moments, default=now)

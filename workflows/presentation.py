@@ -10,12 +10,12 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.models import OrderStatus, OrderView
     from domain.policy import OrderPolicy
+    from domain.stages import awaits_shipment
 
     from workflows import search_attributes as sa
 
 S = OrderStatus
 REMINDER_NAMES = ("plain reminder", "offer of help", "incentive")
-AWAITING_SHIPMENT = (S.PAID, S.STOCK_LOCKED, S.EXCEPTION, S.PARTIALLY_SHIPPED)
 
 
 def hours(delta: timedelta) -> str:
@@ -85,6 +85,6 @@ def search_attributes(view: OrderView) -> dict[str, Any]:
         sa.EXCEPTION_REASON.name: view.exception_reason,
         sa.ORDER_TOTAL.name: float(view.total),
         sa.PAYMENT_DEADLINE.name: view.payment_due_at,
-        sa.SHIP_BY.name: view.ship_by if view.status in AWAITING_SHIPMENT else None,
+        sa.SHIP_BY.name: view.ship_by if awaits_shipment(view.status) else None,
         sa.ON_HOLD.name: view.on_hold,
     }

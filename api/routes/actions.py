@@ -62,6 +62,7 @@ class StuckOrderOut(BaseModel):
     country: str
     warehouse: str | None
     ui_url: str
+    suggested_actions: list[str]  # what an operator can do, in words: "release: ..."
 
 
 def _check_params(action: Action, params: ActionParams) -> None:
@@ -90,6 +91,7 @@ async def stuck_orders(
             country=s.order.shipping_address.country,
             warehouse=s.order.warehouse,
             ui_url=gateway.ui_url(s.order.order_id),
+            suggested_actions=s.suggested_actions,
         )
         for s in sorted(found, key=lambda s: s.since)
     ]

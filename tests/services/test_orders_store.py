@@ -20,9 +20,10 @@ from domain.models import (
     OrderStatus,
     OrderView,
     PaymentInfo,
+    ShipmentView,
     TimelineEvent,
 )
-from services.orders import BadCursor, OrderStore
+from services.orders import BadCursor, OrderStore, _at
 from services.tables import OrderEventRow, OrderKey
 
 PLACED = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -220,3 +221,122 @@ def test_a_cursor_the_api_never_handed_out_is_refused(store: OrderStore, cursor:
 
     with pytest.raises(BadCursor):
         store.list(cursor=cursor)
+
+
+# -------------------------------------------------------------- stuck orders
+def late(order_id: str, status: OrderStatus, ship_by: datetime, *, missed: bool = True) -> OrderView:
+    """An order paid two days before `ship_by`; with `missed`, the workflow has recorded the miss."""
+    view = make_view(order_id, status=status, created_at=ship_by - timedelta(hours=49), events=3)
+    events = list(view.timeline)
+    if missed:
+        events.append(TimelineEvent(at=ship_by, kind="ship_deadline_missed", detail="not shipped"))
+    shipments = [
+        ShipmentView(warehouse="WH-A", lines=[], status="shipped", ship_by=ship_by),
+        ShipmentView(warehouse="WH-B", lines=[], status="requested", ship_by=ship_by, late=missed),
+    ]
+    return view.model_copy(
+        update={
+            "timeline": events,
+            "updated_at": events[-1].at,
+            "status_since": events[2].at,
+            "ship_by": ship_by,
+            "ship_late": missed,
+            "warehouse": "WH-A+WH-B",
+            "shipments": shipments if status == OrderStatus.PARTIALLY_SHIPPED else [shipments[1]],
+        }
+    )
+
+
+def test_a_late_partially_shipped_order_is_stuck_until_its_last_parcel_leaves(store: OrderStore) -> None:
+    now = datetime.now(UTC)
+    store.project(late("ord_part", OrderStatus.PARTIALLY_SHIPPED, now - timedelta(hours=3)))
+    store.project(late("ord_locked", OrderStatus.STOCK_LOCKED, now - timedelta(hours=2)))
+    shipped = late("ord_shipped", OrderStatus.SHIPPED, now - timedelta(hours=1))
+    store.project(shipped.model_copy(update={"shipments": []}))
+
+    found = {s.order.order_id: s for s in store.stuck(now)}
+
+    assert set(found) == {"ord_part", "ord_locked"}
+    part = found["ord_part"]
+    assert part.reasons == [
+        f"not shipped; ship-by passed at {_at(now - timedelta(hours=3))}, still waiting for WH-B"
+    ]
+    assert part.since == now - timedelta(hours=3)
+    assert part.suggested_actions == ["ask WH-B to ship; mark-shipped: if it left outside orderflow"]
+    assert "reassign-warehouse: lock it in another warehouse" in found["ord_locked"].suggested_actions
+    assert [s.order.order_id for s in store.stuck(now, older_than=timedelta(hours=150 / 60))] == ["ord_part"]
+
+
+def test_stuck_orders_are_judged_on_temporal_clock_when_it_runs_ahead_of_this_host(store: OrderStore) -> None:
+    """A time-skipping server (or a host clock behind Temporal's) must not hide stuck orders: the
+    read model's newest workflow time is the clock, the host's only when it is later."""
+    host_now = datetime.now(UTC)
+    temporal_now = host_now + timedelta(days=30)  # where the order's own clock stands
+    missed = late("ord_late", OrderStatus.STOCK_LOCKED, temporal_now - timedelta(hours=5))
+    store.project(missed)
+    store.project(
+        late("ord_in_time", OrderStatus.STOCK_LOCKED, temporal_now + timedelta(hours=1), missed=False)
+    )
+    noted = missed.model_copy(update={"order_id": "ord_clock", "channel_order_id": "#clock"})
+    noted = noted.model_copy(  # another order did something just now, on Temporal's clock
+        update={"timeline": [*noted.timeline, TimelineEvent(at=temporal_now, kind="note", detail="")]}
+    )
+    store.project(noted.model_copy(update={"status": OrderStatus.SHIPPED, "updated_at": temporal_now}))
+
+    found = store.stuck(host_now)
+
+    assert [s.order.order_id for s in found] == ["ord_late"]
+    assert found[0].since == temporal_now - timedelta(hours=5)
+    assert (
+        found[0]
+        .reasons[0]
+        .startswith(f"not shipped; ship-by passed at {_at(temporal_now - timedelta(hours=5))}")
+    )
+    # ages on the same clock: stuck for 5 hours of Temporal's time, not minus 30 days of the host's
+    assert [s.order.order_id for s in store.stuck(host_now, older_than=timedelta(hours=4))] == ["ord_late"]
+    assert store.stuck(host_now, older_than=timedelta(hours=6)) == []
+
+
+def test_a_stopped_worker_still_shows_on_the_host_clock(store: OrderStore) -> None:
+    """Nothing writes the read model while no worker runs: the host's clock takes over, so an unpaid
+    order past its deadline shows, with what to do about it."""
+    host_now = datetime.now(UTC)
+    unpaid = make_view("ord_unpaid", created_at=host_now - timedelta(days=6))
+    store.project(unpaid.model_copy(update={"payment_due_at": host_now - timedelta(days=1)}))
+
+    [found] = store.stuck(host_now)
+
+    assert found.reasons == [
+        "payment deadline passed but the order was not auto-cancelled (is the worker running?)"
+    ]
+    assert found.suggested_actions == [
+        "start a worker (python worker.py): the order moves on as soon as one runs"
+    ]
+    assert found.since == host_now - timedelta(days=1)
+
+
+def test_an_exception_carries_the_orders_own_suggested_actions(store: OrderStore) -> None:
+    now = datetime.now(UTC)
+    advice = ["retry: runs the failed step again once its cause is fixed", "cancel: cancels the order"]
+    view = make_view("ord_exc", status=OrderStatus.EXCEPTION, created_at=now - timedelta(hours=1))
+    store.project(
+        view.model_copy(
+            update={
+                "exception_reason": "shipment_failed",
+                "suggested_actions": advice,
+                "status_since": now - timedelta(minutes=30),
+                "on_hold": True,
+                "held_since": now - timedelta(minutes=10),
+                "hold_reason": "fraud check",
+            }
+        )
+    )
+
+    [found] = store.stuck(now)
+
+    assert found.reasons[0] == "exception: shipment_failed"
+    assert found.reasons[1].endswith("fraud check")
+    assert found.suggested_actions == [
+        *advice,
+        "release: the order goes on where it stopped, once the hold's reason is dealt with",
+    ]
