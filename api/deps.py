@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
 from api.gateway import OrderGateway
+from api.guard import CALLER_SCOPE_KEY
 from api.restock import Restocker as RestockSweeps
 from domain.access import Caller, Permission
 from services.audit import AuditService
@@ -34,6 +35,9 @@ def _from_state(name: str) -> Any:
 async def _caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Caller:
+    checked = request.scope.get(CALLER_SCOPE_KEY)  # ApiKeyGuard verified the key before the body was read
+    if isinstance(checked, Caller):
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized()
     keys: ApiKeyService = request.app.state.keys

@@ -4,6 +4,8 @@ Retry-After when the order service or the database cannot answer now; never a 50
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body could not be read"},
     401: {"model": ErrorBody, "description": "Missing or invalid API key"},
     403: {"model": ErrorBody, "description": "The key's role may not do this"},
+    413: {"model": ErrorBody, "description": "The body is over this route's size limit; `detail` names it"},
     404: {"model": ErrorBody, "description": "No such order, stock row or warehouse"},
     409: {"model": ErrorBody, "description": "Not allowed in the order's current state; `detail` says why"},
     422: {"model": ValidationErrorBody, "description": "Invalid input; `errors` names each field"},
@@ -128,6 +131,44 @@ def _field(loc: tuple[object, ...]) -> str:
     return out or "body"
 
 
+# A rule across fields (a model validator) says which field it is about as "lines[0].unit_price: ...".
+_NAMED = re.compile(r"^(?P<field>[A-Za-z_][\w.\[\]]*): (?P<message>.+)$", re.DOTALL)
+_NOT_AN_OBJECT = {"model_attributes_type", "model_type", "dict_type"}
+
+
+def _body_media_type(request: Request) -> str:
+    body = getattr(request.scope.get("route"), "body_field", None)
+    return str(getattr(getattr(body, "field_info", None), "media_type", None) or "application/json")
+
+
+def _send_instead(request: Request) -> str:
+    media_type = _body_media_type(request)
+    what = "a JSON object" if media_type == "application/json" else "the body"
+    return f"send {what} with Content-Type: {media_type}"
+
+
+def field_error(request: Request, error: Mapping[str, Any]) -> dict[str, str]:
+    """One pydantic error as {field, message}: the field a person would fix, a message saying what to send."""
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "json_invalid":
+        why = error.get("ctx", {}).get("error", "invalid JSON")
+        at = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return {"field": "body", "message": f"the body is not JSON ({why}{at}); {_send_instead(request)}"}
+    if loc == ("body",) and (kind in _NOT_AN_OBJECT or kind == "missing"):
+        got = request.headers.get("content-type") or "no Content-Type"
+        found = "no body" if kind == "missing" else f"a body sent as {got}"
+        return {"field": "body", "message": f"found {found}; {_send_instead(request)}"}
+    field = _field(loc)
+    named = _NAMED.match(message)
+    if named:
+        inner = named["field"]
+        field = inner if field == "body" else f"{field}{'' if inner.startswith('[') else '.'}{inner}"
+        message = named["message"]
+    return {"field": field, "message": message}
+
+
 def whole_seconds(duration: timedelta) -> int:
     """A duration as the whole seconds a person (or a Retry-After header) reads: at least 1."""
     return max(1, math.ceil(duration.total_seconds()))
@@ -146,11 +187,8 @@ def _unavailable(detail: str, retry_after: int) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
-            for e in exc.errors()
-        ]
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [field_error(request, e) for e in exc.errors()]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
         return JSONResponse(
             status_code=422,

@@ -13,6 +13,7 @@ from temporalio.runtime import Runtime
 
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.gateway import OrderGateway
+from api.guard import JSON_BODY_LIMIT, ApiKeyGuard
 from api.restock import Restocker
 from api.routes import actions, inventory, orders
 from api.routes import warehouses as warehouses_routes
@@ -86,10 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
-    app.include_router(actions.router)
-    app.include_router(orders.router)
-    app.include_router(inventory.router)
-    app.include_router(warehouses_routes.router)
+    app.add_middleware(ApiKeyGuard)
+    # Every body has a limit, checked as it streams in; a route may set its own (the CSV import does).
+    for router in (actions.router, orders.router, inventory.router, warehouses_routes.router):
+        app.include_router(router, max_body_size=JSON_BODY_LIMIT)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import builtins
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -41,11 +42,19 @@ def encode_cursor(created_at: datetime, order_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """Only what encode_cursor makes: [aware ISO time, order id]; anything else (a NUL, bad base64 or
+    UTF-8, another shape) is BadCursor, a 422, never a query the database refuses."""
     try:
-        created_at, order_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(created_at), str(order_id)
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(decoded, list) or not all(isinstance(part, str) for part in decoded):
+            raise TypeError("not a [time, order id] pair")
+        created_at, order_id = decoded
+        at = datetime.fromisoformat(created_at)
+        if at.tzinfo is None or not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", order_id):
+            raise ValueError("not a time and order id this API writes")
+        return at, order_id
     except (ValueError, TypeError) as exc:
-        raise BadCursor("cursor is not one this API handed out") from exc
+        raise BadCursor("cursor is not one this API handed out; pass next_cursor back as it came") from exc
 
 
 class OrderStore:

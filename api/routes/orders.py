@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Gateway, IdempotencyKey, OrderId, Reader, Store, Writer
+from api.errors import UnprocessableField
 from api.gateway import Answer
 from domain.models import (
     CancelOrder,
@@ -30,6 +31,8 @@ from workflows.order import OrderWorkflow
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 SOURCE_HEADER = "X-Orderflow-Source"
+# A carrier's clock or time zone may be off by hours, never by days: later than this is a typo or a bug.
+TRACKING_CLOCK_SKEW = timedelta(days=1)
 _SOURCE_DOC = {
     SOURCE_HEADER: {
         "description": (
@@ -185,7 +188,13 @@ async def tracking_event(
     response: Response,
     key: IdempotencyKey = None,
 ) -> OrderView:
-    """A carrier event: in_transit or delivered."""
+    """A carrier event: in_transit or delivered. Its time may be at most a day ahead of now."""
+    if update.at > datetime.now(UTC) + TRACKING_CLOCK_SKEW:
+        raise UnprocessableField(
+            "at",
+            f"{update.at.isoformat()} is more than a day in the future; send the time the carrier "
+            "scanned the parcel, with its UTC offset (e.g. 2026-05-04T14:30:00+08:00)",
+        )
     command = Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT
     return respond(await gateway.command(order_id, OrderWorkflow.track, update, command, key), response)
 
