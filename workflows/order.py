@@ -1115,7 +1115,9 @@ class OrderWorkflow:
             return  # nothing changed since the last read-model write (e.g. a refused command)
         next_timer = min(self._timers.items(), key=lambda item: item[1]) if self._timers else None
         workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
-        self._upsert_search_attributes(presentation.search_attributes(view))
+        # Warehouses (a keyword list) replaced the Warehouse label; recorded histories upserted the label.
+        warehouse_list = workflow.patched("warehouses-keyword-list")
+        self._upsert_search_attributes(presentation.search_attributes(view, warehouse_list=warehouse_list))
         try:
             if workflow.patched("projection-as-activity"):
                 # A regular activity: a local one could outlive a workflow task the server gave up on.

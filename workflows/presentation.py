@@ -74,13 +74,19 @@ def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, po
     return "\n\n".join(lines)
 
 
-def search_attributes(view: OrderView) -> dict[str, Any]:
-    """The value of every order search attribute for this view (None: unset)."""
+def search_attributes(view: OrderView, *, warehouse_list: bool = True) -> dict[str, Any]:
+    """The value of every order search attribute for this view (None: unset).
+
+    `warehouse_list`: Warehouses (a keyword per warehouse) instead of the older Warehouse label, which
+    is then unset; False only for histories recorded before (patch "warehouses-keyword-list")."""
+    codes = view.warehouse.split("+") if view.warehouse else None
+    warehouses = {sa.WAREHOUSE.name: None, sa.WAREHOUSES.name: codes} if warehouse_list else {}
     return {
         sa.ORDER_STATUS.name: view.status.value,
         sa.CHANNEL.name: view.channel.value,
         sa.DESTINATION_COUNTRY.name: view.shipping_address.country,
         sa.WAREHOUSE.name: view.warehouse,
+        **warehouses,
         sa.CURRENCY.name: view.currency,
         sa.EXCEPTION_REASON.name: view.exception_reason,
         sa.ORDER_TOTAL.name: float(view.total),
