@@ -3,9 +3,10 @@ warehouses (Warehouses, a keyword list), on the real dev server; older orders ke
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import Engine
@@ -22,6 +23,7 @@ from workflows import search_attributes as sa
 from workflows.order import OrderWorkflow
 
 Env = tuple[Client, Settings, Engine]
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -51,8 +53,8 @@ async def test_a_split_order_is_found_under_each_of_its_warehouses(dev: Env) -> 
     ).warehouse == "WH-B"
 
     queue = f'TaskQueue = "{settings.task_queue}"'
-    in_b = await eventually(lambda: _both(client, f'{queue} AND Warehouses = "WH-B"'))
-    assert in_b == sorted([split.id, single.id])
+    in_b = f'{queue} AND Warehouses = "WH-B"'
+    assert await until(lambda: _both(client, in_b)) == sorted([split.id, single.id])
     assert await ids_matching(client, f'{queue} AND Warehouses = "WH-A"') == [split.id]
     assert await ids_matching(client, f'{queue} AND Warehouses = "WH-C"') == []
     both = f'{queue} AND Warehouses = "WH-A" AND Warehouses = "WH-B" AND OrderStatus = "stock_locked"'
@@ -61,6 +63,11 @@ async def test_a_split_order_is_found_under_each_of_its_warehouses(dev: Env) -> 
     attributes = (await split.describe()).typed_search_attributes
     assert attributes.get(sa.WAREHOUSES) == ["WH-A", "WH-B"]
     assert attributes.get(sa.WAREHOUSE) is None  # the old label is no longer written
+
+
+async def until(probe: Callable[[], Awaitable[T]]) -> T:
+    """tests.support.factories.eventually, typed for async probes (visibility lags a little)."""
+    return await eventually(probe)
 
 
 async def _both(client: Client, query: str) -> list[str] | None:
