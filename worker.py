@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import structlog
 from sqlalchemy import Engine
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.errors import ClassifyFailures
 from activities.inventory import InventoryActivities
+from activities.mail import MailActivities
 from activities.notifications import NotificationActivities
 from activities.orders import OrderActivities
 from activities.restock import RestockActivities
@@ -22,15 +24,18 @@ from core.logging import configure_logging
 from core.metrics import metrics_runtime
 from core.temporal import connect
 from domain.allocation import parse_rules
+from domain.mail import MailDispatch, WakeMail, mail_dispatcher_id
 from services.audit import AuditService
 from services.db import create_schema, make_engine
 from services.email import SmtpMailer
 from services.inventory import InventoryService
+from services.mail_queue import MailQueue
 from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from services.payments import PaymentService
 from services.shipments import ShipmentService
 from services.warehouses import WarehouseService
+from workflows.mail import MailDispatcherWorkflow
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
 
@@ -50,8 +55,12 @@ def _mailer(settings: Settings) -> SmtpMailer | None:
     )
 
 
-def build_worker(client: Client, settings: Settings, engine: Engine | None = None) -> Worker:
-    """The worker for the order task queue, ready for `async with` or `run()`."""
+def build_worker(
+    client: Client, settings: Settings, engine: Engine | None = None, *, max_cached_workflows: int = 1000
+) -> Worker:
+    """The worker for the order task queue, ready for `async with` or `run()`. A test that hands a
+    running workflow to a second worker on the time-skipping server passes max_cached_workflows=0:
+    that server never moves a task off a stopped worker's sticky queue (real servers do after 10 s)."""
     if engine is None:
         engine = make_engine(settings.database_url)
         create_schema(engine)
@@ -66,12 +75,14 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
         shop_name=settings.shop_name,
         pay_url_template=settings.pay_url_template,
         coupon_code=settings.reminder_coupon_code,
+        queue=MailQueue(engine),
     )
     restock = RestockActivities(client, OrderStore(engine))
+    mail = MailActivities(MailQueue(engine), _mailer(settings), give_up_after=settings.mail_give_up_after)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OrderWorkflow, RestockWorkflow],
+        workflows=[OrderWorkflow, RestockWorkflow, MailDispatcherWorkflow],
         activities=[
             inventory.lock_stock,
             inventory.reserve_stock,
@@ -87,11 +98,28 @@ def build_worker(client: Client, settings: Settings, engine: Engine | None = Non
             orders.record_audit,
             notifications.notify_customer,
             restock.dispatch_restock,
+            mail.dispatch_mail,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
         graceful_shutdown_timeout=settings.shutdown_grace,
         interceptors=[ClassifyFailures()],
+        max_cached_workflows=max_cached_workflows,
+    )
+
+
+async def start_mail_dispatcher(client: Client, settings: Settings) -> None:
+    """Start the task queue's mail dispatcher unless it runs, and wake it either way: this worker may
+    be the first with SMTP configured. Idempotent: one fixed workflow id, the running one is kept."""
+    await client.start_workflow(
+        MailDispatcherWorkflow.run,
+        MailDispatch(),
+        id=mail_dispatcher_id(settings.task_queue),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="wake",
+        start_signal_args=[WakeMail()],
+        static_summary="Sends outbox mail that was never sent; gives up after ORDERS_MAIL_GIVE_UP_AFTER",
     )
 
 
@@ -105,6 +133,7 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with worker:
+        await start_mail_dispatcher(client, settings)
         log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         await stop.wait()
         log.info("worker_stopping", grace_seconds=settings.shutdown_grace.total_seconds())

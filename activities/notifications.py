@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import structlog
 from temporalio import activity
@@ -10,6 +11,7 @@ from temporalio import activity
 from core.metrics import NOTIFICATIONS_SENT
 from domain.notifications import Notify
 from services.email import SmtpMailer, render_email
+from services.mail_queue import MailQueue
 from services.notifications import NotificationOutbox
 
 log = structlog.get_logger(__name__)
@@ -24,12 +26,14 @@ class NotificationActivities:
         shop_name: str,
         pay_url_template: str,
         coupon_code: str | None = None,
+        queue: MailQueue | None = None,
     ) -> None:
         self._outbox = outbox
         self._mailer = mailer
         self._shop_name = shop_name
         self._pay_url_template = pay_url_template
         self._coupon_code = coupon_code
+        self._queue = queue
 
     @activity.defn
     async def notify_customer(self, notify: Notify) -> bool:
@@ -57,8 +61,18 @@ class NotificationActivities:
             language=email.language,
             subject=email.subject,
             body_text=email.text,
+            body_html=email.html,
         )
         if entry.sent_at is not None or self._mailer is None:
+            return False
+        # The mail dispatcher (workflows/mail.py) may be sending this row right now: whoever claims
+        # it sends it. A claim this attempt cannot take means it is sent, given up, or in other hands.
+        # Every attempt of this activity is the same holder, so a retry after a crash goes on at once.
+        info = activity.info()
+        holder = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{info.workflow_id}/{info.activity_id}"))
+        if self._queue is not None and not await asyncio.to_thread(
+            self._queue.claim, notify.order_id, notify.key, holder
+        ):
             return False
         message_id = f"{notify.order_id}.{notify.key}"
         attempt = activity.info().attempt
@@ -72,9 +86,16 @@ class NotificationActivities:
         async def mark_sent() -> None:
             await asyncio.to_thread(self._outbox.mark_sent, notify.order_id, notify.key)
 
-        await self._mailer.send(
-            to=notify.customer.email, email=email, message_id=message_id, accepted=mark_sent
-        )
+        try:
+            await self._mailer.send(
+                to=notify.customer.email, email=email, message_id=message_id, accepted=mark_sent
+            )
+        except Exception as err:
+            if self._queue is not None:  # the next attempt, or the dispatcher, may have it at once
+                await asyncio.to_thread(
+                    self._queue.release, notify.order_id, notify.key, holder, str(err) or repr(err)
+                )
+            raise
         sent = activity.metric_meter().create_counter(NOTIFICATIONS_SENT, "Customer emails sent", "1")
         sent.add(1, {"kind": notify.kind.value})
         log.info("customer_notified", order_id=notify.order_id, kind=notify.kind.value)

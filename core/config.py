@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     shop_name: str = "orderflow demo shop"
     pay_url_template: str = "https://shop.example/pay/{order_id}"
     reminder_coupon_code: str | None = None
+    # Outbox mail still unsent this long after it was written is given up (the mail dispatcher).
+    mail_give_up_after: Duration = Field(default=timedelta(days=3))
 
     # host:port for Prometheus (/metrics); unset: no metrics endpoint. One per process.
     worker_metrics_address: str | None = None
@@ -105,6 +107,7 @@ class Settings(BaseSettings):
         "step_patience",
         "workflow_answer_timeout",
         "busy_retry_after",
+        "mail_give_up_after",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:

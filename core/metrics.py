@@ -10,6 +10,7 @@ from __future__ import annotations
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 NOTIFICATIONS_SENT = "orderflow_notifications_sent"  # {kind}: reminders, shipped, cancelled mails
+MAIL_GIVEN_UP = "orderflow_mail_given_up"  # {kind}: unsent past ORDERS_MAIL_GIVE_UP_AFTER, never sent
 STOCK_LOCKS = "orderflow_stock_locks"  # {result: locked | split | short}
 ORDER_EXCEPTIONS = "orderflow_order_exceptions"  # {reason}: out_of_stock, lock_stock_failed, ...
 ORDERS_PLACED = "orderflow_orders_placed"  # {channel}

@@ -34,7 +34,8 @@ _env = Environment(
 
 
 class RenderedEmail(BaseModel):
-    """One message ready to send: the language it was written in, its subject and both bodies."""
+    """One message ready to send: the language it was written in, its subject and both bodies
+    (`html` empty: plain text only)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -135,7 +136,8 @@ class SmtpMailer:
         message["Message-ID"] = message_id_header(message_id)
         message["Date"] = formatdate(usegmt=True)
         message.set_content(email.text, charset="utf-8")
-        message.add_alternative(email.html, subtype="html", charset="utf-8")
+        if email.html:  # outbox rows written before HTML was kept go out as plain text
+            message.add_alternative(email.html, subtype="html", charset="utf-8")
         # After the parts: turning the message multipart moves Content-* headers into the first part.
         message["Content-Language"] = email.language
         return message

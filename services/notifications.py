@@ -23,6 +23,7 @@ class NotificationOutbox:
         language: str,
         subject: str,
         body_text: str,
+        body_html: str | None = None,
     ) -> Notification:
         """Insert the message once; a retry gets the row an earlier attempt wrote."""
         try:
@@ -34,6 +35,7 @@ class NotificationOutbox:
                     language=language,
                     subject=subject,
                     body_text=body_text,
+                    body_html=body_html,
                 )
                 session.add(row)
             return row

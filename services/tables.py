@@ -154,8 +154,16 @@ class Notification(SQLModel, table=True):
     language: str = Field(max_length=8)
     subject: str = Field(max_length=300)
     body_text: str
+    body_html: str | None = Field(default=None, sa_type=Text)  # None in rows older than revision 0006
     created_at: datetime = _ts(default_factory=utcnow)
     sent_at: datetime | None = _ts(default=None, nullable=True)
+    # The mail dispatcher (workflows/mail.py) and the order's own send claim a row before sending it,
+    # so two senders never both send it; a claim lapses by itself if its holder dies.
+    claimed_until: datetime | None = _ts(default=None, nullable=True)
+    claimed_by: str | None = Field(default=None, max_length=36)
+    attempts: int = 0  # failed sends
+    last_error: str | None = Field(default=None, max_length=300)
+    given_up_at: datetime | None = _ts(default=None, nullable=True)  # unsent past ORDERS_MAIL_GIVE_UP_AFTER
 
 
 class OrderRow(SQLModel, table=True):
