@@ -26,7 +26,8 @@ CALLER_SCOPE_KEY: Final = "orderflow.caller"
 
 # Open without a key: liveness, and the API's own documentation (its pages, schema and assets).
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-PUBLIC_PREFIXES: Final = ("/static/",)
+DOCS_ASSETS: Final = "/static/docs"  # Swagger UI's and ReDoc's scripts and styles
+PUBLIC_PREFIXES: Final = (f"{DOCS_ASSETS}/",)
 UNAUTHORIZED_DETAIL: Final = "missing or invalid API key; send Authorization: Bearer <key>"
 
 

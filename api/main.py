@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from temporalio.runtime import Runtime
 
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.gateway import OrderGateway
-from api.guard import JSON_BODY_LIMIT, ApiKeyGuard
+from api.guard import DOCS_ASSETS, JSON_BODY_LIMIT, ApiKeyGuard
 from api.restock import Restocker
 from api.routes import actions, inventory, orders
 from api.routes import warehouses as warehouses_routes
@@ -79,7 +80,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.restocker.drain()
         engine.dispose()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc served from the fastapi-offline package, not a CDN:
+    # they work where the API runs without the internet (a warehouse LAN, a locked-down VPC).
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="orderflow",
         version="0.1.0",
         summary="Every order a durable Temporal workflow: payment, stock, shipment, tracking.",

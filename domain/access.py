@@ -17,8 +17,10 @@ class Permission(StrEnum):
     READ = "read"
     WRITE = "write"  # create orders, payments, shipments, tracking, stock counts
     OPERATE = "operate"  # interventions on orders
+    MANAGE_WAREHOUSES = "manage warehouses"  # create and describe warehouses (where stock can be)
 
 
+# README's "Roles" paragraph says the same in words; tests/api/test_roles.py checks every route against it.
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.INTEGRATION: frozenset({Permission.READ, Permission.WRITE}),
     Role.OPERATOR: frozenset(Permission),
