@@ -39,7 +39,7 @@ class Stock(SQLModel, table=True):
         CheckConstraint("on_hand >= locked + reserved", name="ck_stock_no_oversell"),
     )
     warehouse: str = Field(primary_key=True, max_length=32)
-    sku: str = Field(primary_key=True, max_length=64)
+    sku: str = Field(primary_key=True, max_length=64, index=True)  # lookups by SKU (revision 0005)
     on_hand: int = 0
     locked: int = 0
     reserved: int = 0
