@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BeforeValidator, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from domain.allocation import parse_rules
+from domain.models import CurrencyCode
 from domain.policy import MAX_PAYMENT_HOLD, MIN_PAYMENT_HOLD, OrderPolicy
+from domain.priority import CAMPAIGN_TAGS, HIGH_VALUE, VERY_HIGH_VALUE, PriorityRules
 
 _SHORT_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -30,6 +34,30 @@ def parse_duration(value: Any) -> Any:
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def parse_rates(value: Any) -> Any:
+    """'{\"EUR\": \"1.08\", \"JPY\": 0.0067}' -> Decimals, never through float."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value or "{}", parse_float=Decimal, parse_int=Decimal)
+        except ValueError:
+            raise ValueError('exchange rates must be JSON: {"EUR": "1.08", "JPY": "0.0067"}') from None
+    return value
+
+
+def parse_tags(value: Any) -> Any:
+    """'flash-sale, Launch' -> ('flash-sale', 'launch')."""
+    if isinstance(value, str):
+        value = value.split(",")
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(dict.fromkeys(str(tag).strip().lower() for tag in value if str(tag).strip()))
+    return value
+
+
+Rate = Annotated[Decimal, Field(gt=0)]
+Rates = Annotated[dict[CurrencyCode, Rate], NoDecode, BeforeValidator(parse_rates)]
+Tags = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_tags)]
 
 
 class Settings(BaseSettings):
@@ -55,6 +83,14 @@ class Settings(BaseSettings):
     payment_hold_ample: Duration = Field(default=timedelta(days=7))
     reserve_unpaid_stock: bool = True
     allocation_rules: str = "same_region,capacity,cost,days"
+    # Priority: value thresholds in one reporting currency; other currencies are converted with
+    # fx_rates (1 unit = x reporting-currency units). An order in a currency without a rate gets no
+    # points for its value (a warning is logged and shown in its priority reasons).
+    reporting_currency: CurrencyCode = "USD"
+    fx_rates: Rates = Field(default_factory=dict)
+    priority_high_value: Decimal = Field(default=HIGH_VALUE, gt=0)
+    priority_very_high_value: Decimal = Field(default=VERY_HIGH_VALUE, gt=0)
+    campaign_tags: Tags = CAMPAIGN_TAGS
 
     bootstrap_api_key: SecretStr | None = None
 
@@ -129,6 +165,25 @@ class Settings(BaseSettings):
             restock_check_max=max(self.restock_check_max, self.restock_check_every),
             step_patience=self.step_patience,
             history_limit=self.history_limit,
+            priority=self.priority_rules(),
+        )
+
+    @model_validator(mode="after")
+    def _thresholds_in_order(self) -> Settings:
+        if self.priority_very_high_value < self.priority_high_value:
+            raise ValueError(
+                f"ORDERS_PRIORITY_VERY_HIGH_VALUE ({self.priority_very_high_value}) must not be below "
+                f"ORDERS_PRIORITY_HIGH_VALUE ({self.priority_high_value})"
+            )
+        return self
+
+    def priority_rules(self) -> PriorityRules:
+        return PriorityRules(
+            reporting_currency=self.reporting_currency,
+            fx_rates=self.fx_rates,
+            high_value=self.priority_high_value,
+            very_high_value=self.priority_very_high_value,
+            campaign_tags=self.campaign_tags,
         )
 
 

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.priority import PriorityRules
+
 MIN_PAYMENT_HOLD = timedelta(days=3)
 MAX_PAYMENT_HOLD = timedelta(days=7)
 
@@ -41,6 +43,8 @@ class OrderPolicy(BaseModel):
     step_patience: timedelta = timedelta(hours=24)
     # Continue as new once the history has this many events (or when Temporal suggests it).
     history_limit: int = 10_000
+    # How the order's priority is judged (value thresholds in a reporting currency, campaign tags).
+    priority: PriorityRules = PriorityRules()
 
 
 def payment_hold_for(policy: OrderPolicy, scarce: list[str], tight: list[str]) -> tuple[timedelta, str]:

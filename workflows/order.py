@@ -134,7 +134,11 @@ class OrderWorkflow:
         self._id = start.order_id
         self._order = start.order
         self._policy = start.policy
-        self._priority = order_priority(start.order, start.policy.ship_within)
+        self._priority = order_priority(start.order, start.policy.ship_within, start.policy.priority)
+        if self._priority.warning:  # e.g. no exchange rate for the order's currency
+            workflow.logger.warning(
+                "priority_value_unknown", extra={"order_id": start.order_id, "detail": self._priority.warning}
+            )
         self._status = S.PENDING_PAYMENT
         self._created_at = workflow.now()
         self._updated_at = self._created_at
