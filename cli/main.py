@@ -1,11 +1,13 @@
-"""The `orderflow` command: order actions, batches and stuck orders over the API; API keys in the DB."""
+"""The `orderflow` command: order actions, batches and stuck orders over the API; API keys and unsent
+mail in the database."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 from urllib.parse import quote
@@ -13,24 +15,39 @@ from urllib.parse import quote
 import httpx
 import pydantic
 import typer
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from core.config import Settings
+from core.logging import configure_logging
 from domain.access import Role
 from domain.operator import Action
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
+from services.mail_queue import MailQueue
+from services.tables import Notification
 
 MAX_BATCH = 1000  # the API takes at most this many order ids in one request
 PARAM_FLAGS = ("until", "warehouse", "resolution", "carrier", "tracking_number", "text")
 ADDRESS_FLAGS = ("country", "city", "postal_code", "line1")
 
-app = typer.Typer(help="Operate orderflow orders from a terminal.", no_args_is_help=True)
+# rich_markup_mode=None: click's own help, which shows no `<bool>` placeholder after a plain flag.
+app = typer.Typer(
+    help="Operate orderflow orders from a terminal.", no_args_is_help=True, rich_markup_mode=None
+)
 keys_app = typer.Typer(
-    help="API keys: run where the database is reachable (ORDERS_DATABASE_URL).", no_args_is_help=True
+    help="API keys: run where the database is reachable (ORDERS_DATABASE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(keys_app, name="keys")
+mail_app = typer.Typer(
+    help="Customer mail in the outbox: run where the database is reachable (ORDERS_DATABASE_URL).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(mail_app, name="mail")
 
 
 # -------------------------------------------------------------- HTTP
@@ -108,7 +125,12 @@ def when(moment: str | datetime | None) -> str:
 
 
 def age(since: str, now: datetime) -> str:
-    minutes = int((now - datetime.fromisoformat(since)).total_seconds() // 60)
+    return span(now - datetime.fromisoformat(since))
+
+
+def span(delta: timedelta) -> str:
+    """A duration as people write it: 3d 0h, 4h 10m, 25m, <1m."""
+    minutes = int(delta.total_seconds() // 60)
     days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
         return f"{days}d {hours}h"
@@ -193,6 +215,8 @@ def main(
     ] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the API")] = 30.0,
 ) -> None:
+    # Logs (a migration at start-up, warnings) go to stderr, so stdout holds only the answer.
+    configure_logging(os.environ.get("ORDERS_LOG_LEVEL", "WARNING"))
     ctx.obj = Api(url=api_url.rstrip("/"), key=api_key or None, timeout=timeout)
 
 
@@ -296,23 +320,32 @@ def show(ctx: typer.Context, order_id: Annotated[str, typer.Argument(help="the o
         typer.echo(f"  {event_line(event)}")
 
 
-# -------------------------------------------------------------- API keys (database)
-@contextmanager
-def key_service() -> Iterator[ApiKeyService]:
+# -------------------------------------------------------------- database commands
+def settings_or_fail() -> Settings:
     try:
-        url = Settings().database_url
+        return Settings()
     except pydantic.ValidationError as exc:
         errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         fail(f"invalid ORDERS_* settings: {errors}")
+
+
+@contextmanager
+def database(url: str) -> Iterator[Engine]:
     engine = make_engine(url)
     try:
         create_schema(engine)
-        yield ApiKeyService(engine)
+        yield engine
     except OperationalError as exc:
         safe = make_url(url).render_as_string(hide_password=True)
         fail(f"cannot use the database at {safe}: {str(exc.orig).strip().splitlines()[0]}", code=2)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def key_service() -> Iterator[ApiKeyService]:
+    with database(settings_or_fail().database_url) as engine:
+        yield ApiKeyService(engine)
 
 
 @keys_app.command("create")
@@ -344,6 +377,37 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the id from `orderfl
     if not revoked:
         fail(f"no active key {key_id}")
     typer.echo(f"revoked key {key_id}")
+
+
+# -------------------------------------------------------------- unsent mail (database)
+def mail_row(row: Notification, now: datetime) -> tuple[str, ...]:
+    state = f"given up {when(row.given_up_at)}" if row.given_up_at else "queued"
+    tried = (
+        f"{row.attempts} failed" + (f": {row.last_error}" if row.last_error else "") if row.attempts else "-"
+    )
+    written = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)  # SQLite
+    return row.order_id, row.kind, row.recipient, span(now - written), state, tried
+
+
+@mail_app.command("pending")
+def mail_pending(
+    given_up: Annotated[bool, typer.Option("--given-up", help="list the mail given up on instead")] = False,
+) -> None:
+    """Customer mail not sent yet, oldest first: queued (the mail dispatcher sends it once SMTP works)
+    or, with --given-up, unsent past ORDERS_MAIL_GIVE_UP_AFTER and never to be sent."""
+    settings = settings_or_fail()
+    with database(settings.database_url) as engine:
+        rows = MailQueue(engine).pending(given_up=given_up)
+    if not rows:
+        typer.echo("no mail given up" if given_up else "no unsent mail")
+        return
+    now = datetime.now(UTC)
+    headers = ("ORDER", "KIND", "TO", "AGE", "STATE", "ATTEMPTS")
+    typer.echo(table(headers, [mail_row(row, now) for row in rows]))
+    if not given_up:
+        typer.echo(
+            f"given up after {span(settings.mail_give_up_after)} unsent (ORDERS_MAIL_GIVE_UP_AFTER)", err=True
+        )
 
 
 if __name__ == "__main__":

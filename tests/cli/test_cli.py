@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
+from sqlmodel import col
 from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner, Result
 
@@ -23,7 +28,11 @@ from api.main import create_app
 from cli.main import app as cli
 from domain.access import Role
 from services.auth import ApiKeyService
+from services.db import transaction
 from services.inventory import InventoryService
+from services.mail_queue import MailQueue
+from services.notifications import NotificationOutbox
+from services.tables import Notification
 from tests.support.payloads import body
 from tests.support.temporal import make_settings, running_worker
 
@@ -203,3 +212,63 @@ def test_an_unreachable_api_exits_2() -> None:
         result = runner.invoke(cli, ["--api-url", url, "--api-key", "of_x_y", "stuck"])
     assert (result.exit_code, result.stderr.strip()) == (2, f"cannot reach the API at {url}")
     assert "Traceback" not in result.output
+
+
+# -------------------------------------------------------------- no API needed
+def test_keys_create_prints_only_the_key_on_stdout_even_when_it_migrates(tmp_path: Path) -> None:
+    """`KEY=$(orderflow keys create ...)` on a new database: the migration's log line is not the key."""
+    env = {**os.environ, "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path}/fresh.db", "ORDERS_LOG_LEVEL": "INFO"}
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "keys", "create", "--name", "ci@shop", "--role", "operator"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"of_[0-9a-f]{12}_\S+\n", done.stdout), done.stdout
+    assert "database migrated" in done.stderr
+
+
+def test_help_shows_no_placeholder_after_a_plain_flag() -> None:
+    shown = runner.invoke(cli, ["mail", "pending", "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"^\s+--given-up\s+list the mail given up on instead", shown.stdout, re.MULTILINE)
+    top = runner.invoke(cli, ["--help"])
+    assert re.search(r"^\s+--help\s+Show this message and exit\.", top.stdout, re.MULTILINE)
+    assert "<bool>" not in shown.stdout + top.stdout
+
+
+def test_mail_pending_lists_queued_and_given_up_mail(db_url: str, engine: Engine) -> None:
+    outbox, queue = NotificationOutbox(engine), MailQueue(engine)
+    for order_id in ("ord_q", "ord_g"):
+        outbox.record(
+            order_id=order_id,
+            kind="order_cancelled",
+            recipient=f"{order_id}@example.com",
+            language="en",
+            subject="Your order was cancelled",
+            body_text="Sorry.\n",
+        )
+    queue.claim("ord_q", "order_cancelled", "sender")
+    queue.release("ord_q", "order_cancelled", "sender", "550 5.1.1 No such mailbox")
+    queue.give_up_older_than(timedelta(0))  # gives up both: bring ord_q back
+    with transaction(engine) as session:
+        session.execute(
+            update(Notification).where(col(Notification.order_id) == "ord_q").values(given_up_at=None)
+        )
+    env = {"ORDERS_DATABASE_URL": db_url}
+
+    queued = runner.invoke(cli, ["mail", "pending"], env=env)
+    assert queued.exit_code == 0, queued.output
+    assert re.search(
+        r"ord_q\s+order_cancelled\s+ord_q@example.com\s+<1m\s+queued\s+1 failed: 550", queued.stdout
+    )
+    assert "ord_g" not in queued.stdout
+    assert "given up after 3d 0h unsent (ORDERS_MAIL_GIVE_UP_AFTER)" in queued.stderr
+
+    given_up = runner.invoke(cli, ["mail", "pending", "--given-up"], env=env)
+    assert given_up.exit_code == 0, given_up.output
+    assert re.search(r"ord_g\s+order_cancelled\s+\S+\s+<1m\s+given up \S+ \S+ UTC", given_up.stdout)
+    assert "ord_q" not in given_up.stdout
