@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -29,4 +31,12 @@ class AuditService:
             rows = session.exec(
                 select(AuditLog).where(AuditLog.order_id == order_id).order_by(col(AuditLog.at))
             ).all()
-        return [AuditEntry.model_validate(row, from_attributes=True) for row in rows]
+        # SQLite hands timestamps back without their zone: every row says UTC, on both databases.
+        return [
+            AuditEntry.model_validate(row, from_attributes=True).model_copy(update={"at": _utc(row.at)})
+            for row in rows
+        ]
+
+
+def _utc(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
