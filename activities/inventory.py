@@ -22,6 +22,10 @@ class InventoryActivities:
             reservation = self._inventory.reserve_order(
                 request.order_id, request.lines, request.destination, reserve=request.reserve
             )
+            unknown = self._inventory.unknown_skus([line.sku for line in request.lines])
+            if unknown:
+                log.warning("unknown_sku", skus=unknown)
+                reservation = reservation.model_copy(update={"unknown": unknown})
             log.info("stock_reserved", reserved=reservation.reserved, scarce=reservation.scarce)
             return reservation
 
@@ -39,6 +43,9 @@ class InventoryActivities:
                 log.info("stock_locked", warehouses=[part.warehouse for part in lock.parts])
             else:
                 log.warning("stock_short", shortages=[s.model_dump() for s in lock.shortages])
+                unknown = self._inventory.unknown_skus([line.sku for line in request.lines])
+                if unknown:
+                    lock = lock.model_copy(update={"unknown": unknown})
             result = "short" if not lock.locked else "split" if len(lock.parts) > 1 else "locked"
             activity.metric_meter().create_counter(STOCK_LOCKS, "Stock lock attempts", "1").add(
                 1, {"result": result}

@@ -34,6 +34,7 @@ class Reservation(Model):
     parts: list[Part] = Field(default_factory=list)
     scarce: list[str] = Field(default_factory=list)  # SKUs at or under safety stock after reserving
     tight: list[str] = Field(default_factory=list)  # SKUs under twice their safety stock
+    unknown: list[str] = Field(default_factory=list)  # SKUs no warehouse has ever stocked
 
 
 class StockLock(Model):
@@ -43,6 +44,7 @@ class StockLock(Model):
     parts: list[Part] = Field(default_factory=list)
     shortages: list[StockShortage] = Field(default_factory=list)
     suggestions: list[Suggestion] = Field(default_factory=list)
+    unknown: list[str] = Field(default_factory=list)  # SKUs no warehouse has ever stocked
 
     @property
     def warehouse(self) -> str | None:

@@ -202,8 +202,14 @@ class RestockCheck(Model):
     """Sent to an out-of-stock order when its stock may have arrived."""
 
 
+# What the buyer is told about a cancellation instead of the stock text for its kind; never the
+# internal reason (which stays in the timeline and audit). Stored in the outbox and audit params.
+CustomerMessage = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
 class CancelOrder(Model):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    customer_message: CustomerMessage | None = None
 
 
 class TimelineEvent(Model):
@@ -266,6 +272,7 @@ class OrderView(Model):
     ship_by: datetime | None = None
     confirm_by: datetime | None = None
     ship_late: bool = False
+    shipped_while_held: bool = False  # a parcel left although the order was on hold
     reminders_sent: int = 0
     cancel_reason: str | None = None
     exception_reason: str | None = None
@@ -309,9 +316,13 @@ class OrderState(Model):
     ship_by: datetime | None = None
     confirm_by: datetime | None = None
     ship_late: bool = False
+    shipped_while_held: bool = False
     reminders_sent: int = 0
     cancel_reason: str | None = None
+    cancel_kind: str | None = None
+    customer_message: str | None = None
     exception_reason: str | None = None
+    unknown_skus: list[str] = []
     waiting_for_restock: bool = False
     restock_every: timedelta | None = None
     held_since: datetime | None = None

@@ -16,6 +16,16 @@ class NotificationKind(StrEnum):
     ORDER_SHIPPED = "order_shipped"
 
 
+class CancelKind(StrEnum):
+    """Why an order was cancelled, as the buyer is told it (in their language): never the internal
+    reason an operator or channel gave, which stays in the timeline and the audit trail."""
+
+    PAYMENT_TIMEOUT = "payment_timeout"  # no payment by the deadline
+    BUYER_REQUESTED = "buyer_requested"  # the channel's cancel: the buyer cancelled there
+    SELLER_CANCELLED = "seller_cancelled"  # an operator cancelled
+    OUT_OF_STOCK = "out_of_stock"  # an operator gave up on stock that did not come (or an unknown SKU)
+
+
 PAYMENT_REMINDERS: tuple[NotificationKind, ...] = (
     NotificationKind.PAYMENT_REMINDER_1,
     NotificationKind.PAYMENT_REMINDER_2,
@@ -34,7 +44,10 @@ class Notify(Model):
     lines: list[OrderLine]
     total: Decimal
     currency: str
+    # Not rendered any more: kept so mails queued by orders started before still validate.
     cancel_reason: str | None = None
+    cancel_kind: CancelKind | None = None
+    customer_message: str | None = None  # an operator's or channel's words for the buyer, if given
     carrier: str | None = None
     tracking_number: str | None = None
 

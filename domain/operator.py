@@ -8,12 +8,18 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
-from domain.models import Address, Model, OrderView
+from domain.humanize import moment
+from domain.identifiers import WAREHOUSE_CODE_PATTERN
+from domain.models import Address, CustomerMessage, Model, OrderView
 from domain.policy import MAX_PAYMENT_HOLD
 from domain.transitions import Command, refusal
 
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+# Exception reasons stock arriving can cure: `resolve-exception wait-for-restock` puts such an order
+# back to waiting for restock (the restock dispatcher wakes it, a back-off timer is the fallback).
+RESTOCK_CURES: tuple[str, ...] = ("out_of_stock", "unknown_sku", "lock_stock_failed")
+
+Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=WAREHOUSE_CODE_PATTERN)]
 
 
 class Action(StrEnum):
@@ -54,6 +60,8 @@ class ActionParams(Model):
     carrier: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
     tracking_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,40}$")] | None = None
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None  # note
+    # cancel, resolve-exception cancel-and-refund: what the buyer is told instead of the stock text
+    customer_message: CustomerMessage | None = None
 
 
 class ActionRequest(Model):
@@ -99,16 +107,26 @@ def action_refusal(order: OrderView, request: OperatorAction, now: datetime) -> 
     if action == Action.EXTEND_PAYMENT and params.until is not None:
         limit = order.created_at + MAX_PAYMENT_HOLD
         if params.until > limit:
-            return f"payment can be extended to {limit.isoformat()} at the latest (7 days after placement)"
+            return f"payment can be extended to {moment(limit)} at the latest (7 days after placement)"
         if order.payment_due_at and params.until <= order.payment_due_at:
-            return f"the payment deadline is already {order.payment_due_at.isoformat()}; pick a later time"
+            return f"the payment deadline is already {moment(order.payment_due_at)}; pick a later time"
         if params.until <= now:
             return "the new payment deadline is in the past"
     if action == Action.REASSIGN_WAREHOUSE and params.warehouse == order.warehouse:
         return f"stock is already locked in {order.warehouse}"
     if action == Action.RESOLVE_EXCEPTION and params.resolution == "wait-for-restock":
-        if order.exception_reason != "out_of_stock":
-            return f"wait-for-restock resolves out_of_stock, not {order.exception_reason}"
         if order.waiting_for_restock:
             return "the order is already waiting for restock"
+        if order.exception_reason not in RESTOCK_CURES:
+            return (
+                f"wait-for-restock resolves {', '.join(RESTOCK_CURES)}, not {order.exception_reason}; "
+                "retry or cancel instead"
+            )
+        if order.payment is None:
+            return "the order is not paid yet (stock is locked after payment): add the stock, then retry"
+    if params.customer_message is not None and not (
+        action == Action.CANCEL
+        or (action == Action.RESOLVE_EXCEPTION and params.resolution == "cancel-and-refund")
+    ):
+        return "params.customer_message goes with cancel or resolve-exception cancel-and-refund only"
     return None

@@ -91,7 +91,11 @@ def render_email(
         "total": format_money(notify.total, notify.currency),
         "pay_url": link,
         "coupon_code": coupon_code,
-        "cancel_reason": notify.cancel_reason,
+        # The buyer hears the kind of cancellation in their language (or the words given for them),
+        # never the internal reason; mails queued by older orders carry only cancel_reason.
+        "cancel_kind": notify.cancel_kind
+        or ("payment_timeout" if notify.cancel_reason == "payment_timeout" else None),
+        "customer_message": notify.customer_message,
         "carrier": notify.carrier,
         "tracking_number": notify.tracking_number,
     }

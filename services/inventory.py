@@ -109,6 +109,15 @@ class InventoryService:
         with Session(self._engine) as session:
             return [_level(row) for row in session.exec(query).all()]
 
+    def unknown_skus(self, skus: list[str]) -> list[str]:
+        """The SKUs no warehouse has a stock row for: never stocked anywhere, so no restock is coming
+        by itself (a channel SKU that needs mapping, or stock never booked in)."""
+        wanted = sorted(set(skus))
+        query = select(Stock.sku).where(col(Stock.sku).in_(wanted)).distinct()
+        with Session(self._engine) as session:
+            known = set(session.exec(query).all())
+        return [sku for sku in wanted if sku not in known]
+
     def set_on_hand(
         self, warehouse: str, sku: str, on_hand: int, safety_stock: int | None = None
     ) -> StockLevel:

@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         ShipStock,
         StockLock,
     )
+    from domain.humanize import duration, moment
     from domain.models import (
         TERMINAL_STATUSES,
         Address,
@@ -57,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEvent,
         TrackingUpdate,
     )
-    from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
+    from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind, Notify
     from domain.operator import Action, OperatorAction, action_refusal, missing_params
     from domain.policy import MAX_PAYMENT_HOLD, payment_hold_for
     from domain.priority import order_priority
@@ -160,7 +161,11 @@ class OrderWorkflow:
         self._ship_late = False
         self._reminders_sent = 0
         self._cancel_reason: str | None = None
+        self._cancel_kind: CancelKind | None = None
+        self._customer_message: str | None = None  # words for the buyer given with the cancel
         self._exception_reason: str | None = None
+        self._unknown_skus: list[str] = []  # SKUs no warehouse has ever stocked (unknown_sku)
+        self._shipped_while_held = False
         self._waiting_for_restock = False
         self._restock_every: timedelta | None = None
         self._held_since: datetime | None = None
@@ -273,7 +278,7 @@ class OrderWorkflow:
         if name.startswith("payment_reminder_"):
             self._send_reminder(int(name.rsplit("_", 1)[1]))
         elif name == "payment_timeout":
-            await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT)
+            await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT, kind=CancelKind.PAYMENT_TIMEOUT)
         elif name == "ship_by":
             self._ship_late = True
             late = self._parcels.unshipped()
@@ -282,7 +287,7 @@ class OrderWorkflow:
             where = ", ".join(p.warehouse for p in late) or "the warehouse"
             self._record(
                 "ship_deadline_missed",
-                f"not shipped by {due.isoformat()} ({presentation.hours(self._policy.ship_within)} "
+                f"not shipped by {moment(due)} ({presentation.hours(self._policy.ship_within)} "
                 f"after payment); still waiting for {where}",
             )
         elif name == "confirm_by":
@@ -369,7 +374,11 @@ class OrderWorkflow:
             ship_late=self._ship_late,
             reminders_sent=self._reminders_sent,
             cancel_reason=self._cancel_reason,
+            cancel_kind=self._cancel_kind.value if self._cancel_kind else None,
+            customer_message=self._customer_message,
             exception_reason=self._exception_reason,
+            unknown_skus=list(self._unknown_skus),
+            shipped_while_held=self._shipped_while_held,
             waiting_for_restock=self._waiting_for_restock,
             restock_every=self._restock_every,
             held_since=self._held_since,
@@ -397,7 +406,11 @@ class OrderWorkflow:
         self._ship_late = state.ship_late
         self._reminders_sent = state.reminders_sent
         self._cancel_reason = state.cancel_reason
+        self._cancel_kind = CancelKind(state.cancel_kind) if state.cancel_kind else None
+        self._customer_message = state.customer_message
         self._exception_reason = state.exception_reason
+        self._unknown_skus = list(state.unknown_skus)
+        self._shipped_while_held = state.shipped_while_held
         self._waiting_for_restock = state.waiting_for_restock
         self._restock_every = state.restock_every
         self._held_since = state.held_since
@@ -423,6 +436,11 @@ class OrderWorkflow:
     def _validate_pay(self, payment: ConfirmPayment) -> None:
         if self._payment and self._payment.payment_id == payment.payment_id:
             return
+        if self._status == S.EXCEPTION and self._payment is None:
+            raise _refuse(
+                f"the order is in exception ({self._exception_reason}) and takes payment once an "
+                "operator has resolved it; the order stays unpaid"
+            )
         self._check(Command.PAY)
         total, currency = self._order.total, self._order.currency
         if payment.currency != currency or payment.amount != total:
@@ -466,7 +484,15 @@ class OrderWorkflow:
     @workflow.update
     async def cancel(self, request: CancelOrder) -> OrderView:
         """A cancel from the channel (the buyer cancelled there); operators use `operate`."""
-        return await self._submit("cancel", lambda: self._cancel(request.reason, Command.CANCEL))
+        return await self._submit(
+            "cancel",
+            lambda: self._cancel(
+                request.reason,
+                Command.CANCEL,
+                kind=CancelKind.BUYER_REQUESTED,
+                message=request.customer_message,
+            ),
+        )
 
     @cancel.validator
     def _validate_cancel(self, request: CancelOrder) -> None:
@@ -519,8 +545,12 @@ class OrderWorkflow:
         return self._view()
 
     # ------------------------------------------------------------------ steps
-    async def _reserve_and_arm_payment_timers(self) -> None:
-        """Reserve stock for the unpaid order and choose its payment hold from the stock pressure."""
+    async def _reserve_and_arm_payment_timers(self, since: datetime | None = None) -> None:
+        """Reserve stock for the unpaid order and choose its payment hold from the stock pressure.
+
+        A SKU no warehouse has ever stocked sends the order to exception `unknown_sku` instead: no
+        stock pressure tells anything about it, and no payment deadline runs until it is mapped.
+        `since`: when the payment hold starts (placement, or the retry after the SKU was mapped)."""
         order = self._order
         try:
             reservation: Reservation = await self._step(
@@ -539,6 +569,9 @@ class OrderWorkflow:
             self._record(
                 "reservation_failed", f"{failed}; the order waits unreserved, stock is allocated on payment"
             )
+        if reservation.unknown:
+            self._unknown_sku(reservation.unknown)
+            return
         if self._policy.reserve_stock and reservation.reserved:
             where = "; ".join(Parcel(p.warehouse, p.lines).describe() for p in reservation.parts)
             self._record("stock_reserved", where)
@@ -546,12 +579,28 @@ class OrderWorkflow:
             self._record("stock_not_reserved", "not enough stock to reserve; it is allocated on payment")
         hold, why = payment_hold_for(self._policy, reservation.scarce, reservation.tight)
         self._hold_why = why
+        start = since or self._created_at
         for number, offset in enumerate(self._policy.reminder_offsets, start=1):
             if offset < hold:
-                self._timers[f"payment_reminder_{number}"] = self._created_at + offset
-        self._payment_due_at = self._created_at + hold
+                self._timers[f"payment_reminder_{number}"] = start + offset
+        self._payment_due_at = start + hold
         self._timers["payment_timeout"] = self._payment_due_at
-        self._record("payment_due", f"by {self._payment_due_at.isoformat()}: {why}")
+        self._record("payment_due", f"by {moment(self._payment_due_at)} (in {duration(hold)}): {why}")
+
+    def _unknown_sku(self, skus: list[str]) -> None:
+        """No warehouse has ever stocked these SKUs: an operator must map them before the order can
+        go on (it would otherwise wait for a restock that never comes, or sit on a misleading hold)."""
+        if self._status != S.EXCEPTION:
+            self._failed_in = self._status
+        self._move(Command.STEP_FAILED)
+        self._exception_reason = "unknown_sku"
+        self._unknown_skus = list(skus)
+        self._count_exception()
+        self._record(
+            "unknown_sku",
+            f"no warehouse has ever stocked {', '.join(skus)} ({self._order.channel.value} SKU); "
+            "map it to a known SKU or add stock for it, then retry, or cancel",
+        )
 
     async def _do_pay(self, payment: ConfirmPayment) -> None:
         self._move(Command.PAY, dry_run=True)
@@ -607,6 +656,10 @@ class OrderWorkflow:
         if lock.locked:
             self._placed_in(lock, Command.LOCK_STOCK)
             return
+        if lock.unknown:  # still waits for restock: booking the SKU in wakes it by itself
+            self._unknown_sku(lock.unknown)
+            self._wait_for_restock()
+            return
         self._move(Command.STOCK_SHORT)
         self._exception_reason = "out_of_stock"
         self._count_exception()
@@ -655,7 +708,7 @@ class OrderWorkflow:
             interruptible=True,
         )
         parcel.status = "requested"
-        self._record("shipment_requested", f"{parcel.describe()}, by {self._ship_by.isoformat()}")
+        self._record("shipment_requested", f"{parcel.describe()}, by {moment(self._ship_by)}")
 
     async def _try_restock(self) -> None:
         """Out of stock: try the lock again; if still short, look again later."""
@@ -685,6 +738,13 @@ class OrderWorkflow:
         except StepFailed as failed:
             raise Refused(f"{failed}; the shipment is not recorded yet: send it again") from failed
         self._move(command)
+        if self._held_since is not None:  # the goods left anyway: accept it, and say so loudly
+            self._shipped_while_held = True
+            self._record(
+                "shipped_while_held",
+                f"{parcel.warehouse} shipped {shipment.tracking_number} although the order is on hold "
+                f"({self._hold_reason}); check with the warehouse and the buyer",
+            )
 
     async def _ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
         """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
@@ -713,7 +773,7 @@ class OrderWorkflow:
         parcel, reason = self._parcels.for_tracking(update.tracking_number)
         if parcel is None:
             raise Refused(reason or "no parcel to track")
-        carrier_time = f"carrier time {update.at.isoformat()}"
+        carrier_time = f"carrier time {moment(update.at)}"
         detail = f"{parcel.tracking_number}: {update.detail + ' ' if update.detail else ''}({carrier_time})"
         if update.status == "in_transit":
             self._move(Command.IN_TRANSIT)
@@ -733,12 +793,18 @@ class OrderWorkflow:
         self._timers.pop("confirm_by", None)
         self._record("completed", "buyer confirmed receipt")
 
-    async def _cancel(self, reason: str, command: Command) -> None:
+    async def _cancel(
+        self, reason: str, command: Command, *, kind: CancelKind | None = None, message: str | None = None
+    ) -> None:
         """Cancel with compensation in reverse order of what was done: stock first, then money.
 
         Every compensation is idempotent, so a cancellation that stopped half-way (the order goes to
-        exception `cancel_failed`) resumes where it stopped when an operator retries or cancels."""
+        exception `cancel_failed`) resumes where it stopped when an operator retries or cancels.
+        `reason` is internal (timeline, audit, refund); the buyer is told `kind` in their language,
+        or `message` when one was given. A resumed cancellation (no kind) keeps the first one's."""
         self._move(command, dry_run=True)
+        if kind is not None:
+            self._cancel_kind, self._customer_message = kind, message
         try:
             released = await self._step(
                 "release_stock",
@@ -804,15 +870,30 @@ class OrderWorkflow:
             "cancellation resumes where it stopped",
         )
 
-    async def _withdraw(self, parcel: Parcel, reason: str) -> None:
+    async def _withdraw(self, parcel: Parcel, reason: str, *, keep: bool = False) -> None:
+        """Tell the warehouse not to ship. `keep`: the parcel stays the order's (a hold): it is
+        requested again on release; otherwise its stock has gone or moved elsewhere."""
         await self._step(
             "cancel_shipment_request",
             OrderActivities.cancel_shipment_request,
             CancelShipmentRequest(order_id=self._id, warehouse=parcel.warehouse, reason=reason),
             f"withdraw the shipment request to {parcel.warehouse}",
         )
-        parcel.status = "withdrawn"
+        parcel.status = "locked" if keep else "withdrawn"
         self._record("shipment_request_withdrawn", f"{parcel.warehouse}: {reason}")
+
+    async def _withdraw_for_hold(self, reason: str) -> str:
+        """A hold stops the warehouse too: open requests are withdrawn, and sent again on release."""
+        withdrawn: list[str] = []
+        for parcel in self._parcels.requested():
+            try:
+                await self._withdraw(parcel, f"on hold: {reason}", keep=True)
+                withdrawn.append(parcel.warehouse)
+            except StepFailed as failed:  # the order is held all the same: say who must not ship
+                self._record(
+                    "withdraw_failed", f"{failed}; tell {parcel.warehouse} not to ship this order while held"
+                )
+        return f"shipment request withdrawn from {', '.join(withdrawn)}" if withdrawn else ""
 
     # ------------------------------------------------------------------ operator steps
     async def _do_operate(self, request: OperatorAction, action_id: str) -> None:
@@ -825,15 +906,22 @@ class OrderWorkflow:
         if action == Action.HOLD:
             self._held_since = workflow.now()
             self._hold_reason = request.reason
+            if workflow.patched("hold-withdraws-shipments"):
+                detail = await self._withdraw_for_hold(request.reason)
         elif action == Action.RELEASE:
             detail = self._release_hold()
         elif action == Action.CANCEL:
-            await self._cancel(request.reason, Command.CANCEL)
+            await self._cancel(
+                request.reason,
+                Command.CANCEL,
+                kind=CancelKind.SELLER_CANCELLED,
+                message=params.customer_message,
+            )
         elif action == Action.EXTEND_PAYMENT:
             assert params.until is not None
             self._payment_due_at = params.until
             self._timers["payment_timeout"] = params.until
-            detail = f"payment now due by {params.until.isoformat()}"
+            detail = f"payment now due by {moment(params.until)}"
         elif action == Action.CHANGE_ADDRESS:
             assert params.address is not None
             detail = await self._change_address(params.address)
@@ -842,8 +930,14 @@ class OrderWorkflow:
             detail = await self._reassign(params.warehouse)
         elif action == Action.RESOLVE_EXCEPTION:
             if params.resolution == "cancel-and-refund":
-                await self._cancel(request.reason, Command.CANCEL)
-            else:
+                short = self._exception_reason in ("out_of_stock", "unknown_sku")
+                await self._cancel(
+                    request.reason,
+                    Command.CANCEL,
+                    kind=CancelKind.OUT_OF_STOCK if short else CancelKind.SELLER_CANCELLED,
+                    message=params.customer_message,
+                )
+            else:  # an exception restock can cure (RESTOCK_CURES): wait for it, checking at once
                 self._wait_for_restock()
                 self._timers["restock_check"] = workflow.now()
                 detail = "waiting for restock: stock arriving wakes the order"
@@ -851,6 +945,11 @@ class OrderWorkflow:
             detail = f"retrying after {self._exception_reason}"
             if self._cancel_pending is not None:
                 await self._cancel(self._cancel_pending, Command.CANCEL)
+            elif self._failed_in == S.PENDING_PAYMENT and self._exception_reason == "unknown_sku":
+                # mapped (or not): place it again; the payment hold starts now
+                self._status, self._status_since = S.PENDING_PAYMENT, workflow.now()
+                self._exception_reason, self._failed_in, self._unknown_skus = None, None, []
+                await self._reserve_and_arm_payment_timers(since=workflow.now())
             else:
                 self._resume()
         elif action == Action.MARK_SHIPPED:
@@ -889,6 +988,7 @@ class OrderWorkflow:
         else:  # the parcels are still there: request the ones not yet requested
             self._status, self._status_since = resume, workflow.now()
         self._exception_reason = None
+        self._unknown_skus = []
         self._failed_in = None
         self._stop_waiting_for_restock()
 
@@ -940,7 +1040,7 @@ class OrderWorkflow:
         if "confirm_by" in self._timers:
             self._confirm_by = self._timers["confirm_by"] + held
             self._timers["confirm_by"] = self._confirm_by
-        return f"held for {held}"
+        return f"held for {duration(held)}"
 
     async def _change_address(self, address: Address) -> str:
         if self._parcels.requested():
@@ -999,7 +1099,8 @@ class OrderWorkflow:
             lines=self._order.lines,
             total=self._order.total,
             currency=self._order.currency,
-            cancel_reason=self._cancel_reason,
+            cancel_kind=self._cancel_kind if kind == NotificationKind.ORDER_CANCELLED else None,
+            customer_message=self._customer_message if kind == NotificationKind.ORDER_CANCELLED else None,
             carrier=parcel.carrier if parcel else None,
             tracking_number=parcel.tracking_number if parcel else None,
         )
@@ -1196,6 +1297,7 @@ class OrderWorkflow:
             ship_by=self._ship_by,
             confirm_by=self._confirm_by,
             ship_late=self._ship_late,
+            shipped_while_held=self._shipped_while_held,
             reminders_sent=self._reminders_sent,
             cancel_reason=self._cancel_reason,
             exception_reason=self._exception_reason,
@@ -1225,6 +1327,20 @@ class OrderWorkflow:
     def _suggested_actions(self) -> list[str]:
         if self._status != S.EXCEPTION:
             return []
+        if self._exception_reason == "unknown_sku":
+            skus = ", ".join(self._unknown_skus)
+            mapping = (
+                f"map {skus} to a known SKU on the channel, or add stock for it with "
+                "PUT /inventory/{warehouse}/{sku}"
+            )
+            if self._payment is None:
+                return [f"{mapping}, then retry: the order takes payment again", CANCEL_ADVICE]
+            waiting = (
+                "wait: stock booked in for it locks the order by itself"
+                if self._waiting_for_restock
+                else "resolve-exception wait-for-restock: lock it as soon as stock for it arrives"
+            )
+            return [f"{mapping}, then retry", waiting, CANCEL_ADVICE]
         if self._exception_reason == "out_of_stock":
             waiting = (
                 "resolve-exception wait-for-restock: lock it as soon as stock arrives"
@@ -1239,4 +1355,7 @@ class OrderWorkflow:
             ]
         if self._cancel_pending is not None:
             return ["retry: finishes the cancellation once its cause is fixed", CANCEL_ADVICE]
-        return [RETRY_ADVICE, "reassign-warehouse: lock it in another warehouse", CANCEL_ADVICE]
+        advice = [RETRY_ADVICE, "reassign-warehouse: lock it in another warehouse", CANCEL_ADVICE]
+        if self._exception_reason == "lock_stock_failed" and not self._waiting_for_restock:
+            advice.insert(1, "resolve-exception wait-for-restock: lock it by itself once the cause is fixed")
+        return advice

@@ -12,7 +12,7 @@ import aiosmtplib
 import pytest
 
 from domain.models import Customer, OrderLine
-from domain.notifications import PAYMENT_REMINDERS, NotificationKind, Notify
+from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind, Notify
 from services.email import LANGUAGES, RenderedEmail, SmtpMailer, render_email
 from tests.support.smtp import Inbox, SmtpServer, serving
 
@@ -173,11 +173,30 @@ def test_cancellation_explains_a_payment_timeout(language: str, readable_reason:
     assert "payment_timeout" not in email.html
 
 
-def test_cancellation_shows_other_reasons_verbatim() -> None:
-    email = render(NotificationKind.ORDER_CANCELLED, cancel_reason="Out of stock at all warehouses")
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", list(CancelKind))
+def test_cancellation_tells_the_kind_never_the_internal_reason(language: str, kind: CancelKind) -> None:
+    email = render(
+        NotificationKind.ORDER_CANCELLED, language=language, cancel_reason="suspected fraud", cancel_kind=kind
+    )
 
-    assert "Reason: Out of stock at all warehouses" in email.text
-    assert "Out of stock at all warehouses" in email.html
+    assert "fraud" not in email.text + email.html
+    assert kind.value not in email.text + email.html
+    others = [render(NotificationKind.ORDER_CANCELLED, language=language, cancel_kind=k) for k in CancelKind]
+    assert len({o.text for o in others}) == len(CancelKind)  # each kind reads differently
+
+
+def test_cancellation_gives_the_buyer_the_words_meant_for_them() -> None:
+    email = render(
+        NotificationKind.ORDER_CANCELLED,
+        cancel_reason="suspected fraud",
+        cancel_kind=CancelKind.SELLER_CANCELLED,
+        customer_message="We could not verify the delivery address.",
+    )
+
+    assert "Reason: We could not verify the delivery address." in email.text
+    assert "We could not verify the delivery address." in email.html
+    assert "fraud" not in email.text + email.html
 
 
 def test_shipped_email_needs_tracking_details() -> None:

@@ -18,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from core.config import Settings
 from domain.effects import StockLevel
+from domain.humanize import moment
 from domain.models import (
     CancelOrder,
     ConfirmReceipt,
@@ -342,7 +343,9 @@ async def test_payment_hold_follows_the_stock_pressure_of_the_items(pressure: En
         assert kinds(view, "stock_reserved"), name
         assert view.hold_why == why, name
         assert view.payment_due_at == view.created_at + timedelta(days=days), name
-        assert kinds(view, "payment_due")[0].detail == f"by {view.payment_due_at.isoformat()}: {why}"
+        assert kinds(view, "payment_due")[0].detail == (
+            f"by {moment(view.payment_due_at)} (in {days} days): {why}"
+        )
 
     # auto-cancel exactly when each hold ends: the ample order outlives the standard five days
     start = (await handles["ample"].query(OrderWorkflow.view)).created_at

@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.gateway import OrderGateway
 from core.config import Settings
 from domain.effects import StockLevel
+from domain.humanize import moment
 from domain.models import Address, OrderStatus, OrderView, RestockCheck, TimelineEvent, TrackingUpdate
 from domain.operator import Action, ActionParams, OperatorAction
 from services.audit import AuditService
@@ -151,7 +152,7 @@ async def test_unpaid_order_accepts_what_applies_and_refuses_the_rest_without_hi
     )
     assert await refused_without_trace(handle, Action.EXTEND_PAYMENT) == "extend-payment needs params.until"
     too_late = await refused_without_trace(handle, Action.EXTEND_PAYMENT, until=latest + timedelta(hours=1))
-    assert latest.isoformat() in too_late
+    assert moment(latest) in too_late  # e.g. 2026-12-04 05:56 UTC: minutes, with the zone
     assert "7 days after placement" in too_late
     assert "pick a later time" in await refused_without_trace(
         handle, Action.EXTEND_PAYMENT, until=view.created_at + timedelta(days=4)
@@ -160,7 +161,7 @@ async def test_unpaid_order_accepts_what_applies_and_refuses_the_rest_without_hi
     extended = await operate(handle, Action.EXTEND_PAYMENT, until=latest)
     assert extended.payment_due_at == latest
     assert kinds(extended, "operator_extend_payment")[0].detail.endswith(
-        f"(payment now due by {latest.isoformat()})"
+        f"(payment now due by {moment(latest)})"
     )
     held = await operate(handle, Action.HOLD, "buyer disputes the price")
     assert held.on_hold
@@ -287,9 +288,7 @@ async def test_reassign_warehouse_moves_the_lock_all_or_nothing(dev: Env) -> Non
         f"{OPERATOR}: WH-SZ is closed for inventory (stock moved from WH-SZ to WH-DE)"
     )
     assert paid.ship_by is not None
-    assert moved.timeline[-1].detail == (
-        f"2 x CASE-IP15, 1 x USB-C-1M from WH-DE, by {paid.ship_by.isoformat()}"
-    )
+    assert moved.timeline[-1].detail == (f"2 x CASE-IP15, 1 x USB-C-1M from WH-DE, by {moment(paid.ship_by)}")
     assert [(s.warehouse, s.status) for s in moved.shipments] == [("WH-DE", "requested")]
 
     shipped = await operate(handle, Action.MARK_SHIPPED, "sent", carrier="DPD", tracking_number="DPD-0001234")
@@ -406,6 +405,7 @@ async def ids_matching(client: Client, query: str) -> list[str]:
 async def test_web_ui_finds_stuck_orders_and_shows_what_they_wait_for(dev: Env) -> None:
     client, settings, engine = dev
     gateway = OrderGateway(client, OrderStore(engine), settings)
+    stock(engine, "WH-SZ", {"SCREEN-X": 0})  # known, but none left: out of stock, not unknown_sku
     short_order = order([("CASE-IP15", 3, "12.50"), ("SCREEN-X", 1, "9.99")], currency="EUR")
     short, _ = await gateway.place(short_order)
     unpaid, _ = await gateway.place(order(channel_order_id="#A-1001"))

@@ -105,6 +105,8 @@ async def test_hold_period_comes_from_settings(
     time_skipping_env: WorkflowEnvironment, sqlite_engine: Engine
 ) -> None:
     settings = make_settings(payment_hold="3d")
+    for sku in ("CASE-IP15", "USB-C-1M"):  # known SKUs (an unknown one goes to exception instead)
+        InventoryService(sqlite_engine).set_on_hand("WH-SZ", sku, 10)
     async with running_worker(time_skipping_env.client, settings, sqlite_engine):
         handle = await start_order(time_skipping_env.client, settings, order())
         await time_skipping_env.sleep(timedelta(days=2, hours=23))
