@@ -230,6 +230,12 @@ class OrderStore:
                         col(OrderRow.payment_due_at) <= now,
                     ),
                     col(OrderRow.confirm_by) <= now,
+                    # rows written before partially_shipped counted as awaiting shipment have no
+                    # ship_by column: judged from their view below
+                    and_(
+                        col(OrderRow.status) == OrderStatus.PARTIALLY_SHIPPED,
+                        col(OrderRow.ship_by).is_(None),
+                    ),
                 )
             )
             rows = list(session.exec(query.order_by(col(OrderRow.created_at))).all())
@@ -288,15 +294,16 @@ def _why_stuck(row: OrderRow, view: OrderView, now: datetime) -> tuple[list[str]
         )
         actions.append(RELEASE_ADVICE)
         moments.append(_aware(row.held_since))
-    if row.ship_by and _aware(row.ship_by) <= now:
+    ship_by = row.ship_by or (view.ship_by if awaits_shipment(view.status) else None)
+    if ship_by and _aware(ship_by) <= now:
         unshipped = [s.warehouse for s in view.shipments if s.status in ("locked", "requested")]
         where = ", ".join(unshipped) or view.warehouse or "the warehouse"
-        reasons.append(f"not shipped; ship-by passed at {_at(row.ship_by)}, still waiting for {where}")
+        reasons.append(f"not shipped; ship-by passed at {_at(ship_by)}, still waiting for {where}")
         if row.status != OrderStatus.EXCEPTION:
             actions.append(f"ask {where} to ship; mark-shipped: if it left outside orderflow")
             if row.status == OrderStatus.STOCK_LOCKED:
                 actions += ["reassign-warehouse: lock it in another warehouse", CANCEL_ADVICE]
-        moments.append(_aware(row.ship_by))
+        moments.append(_aware(ship_by))
     if row.status == OrderStatus.PENDING_PAYMENT and row.payment_due_at and _aware(row.payment_due_at) <= now:
         reasons.append(
             "payment deadline passed but the order was not auto-cancelled (is the worker running?)"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlmodel import Session, col, select
 
 from domain.models import (
@@ -24,7 +24,7 @@ from domain.models import (
     TimelineEvent,
 )
 from services.orders import BadCursor, OrderStore, _at
-from services.tables import OrderEventRow, OrderKey
+from services.tables import OrderEventRow, OrderKey, OrderRow
 
 PLACED = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 STEPS = ["placed", "paid", "stock_locked", "shipped", "delivered"]
@@ -340,3 +340,17 @@ def test_an_exception_carries_the_orders_own_suggested_actions(store: OrderStore
         *advice,
         "release: the order goes on where it stopped, once the hold's reason is dealt with",
     ]
+
+
+def test_a_late_partial_shipment_written_before_it_counted_as_awaiting_shipment_is_stuck_too(
+    engine: Engine, store: OrderStore
+) -> None:
+    """Rows projected by the old definition have no ship_by column: the view still knows it."""
+    now = datetime.now(UTC)
+    store.project(late("ord_old", OrderStatus.PARTIALLY_SHIPPED, now - timedelta(hours=3)))
+    store.project(late("ord_in_time", OrderStatus.PARTIALLY_SHIPPED, now + timedelta(hours=3), missed=False))
+    with Session(engine) as session:
+        session.execute(update(OrderRow).values(ship_by=None))
+        session.commit()
+
+    assert [s.order.order_id for s in store.stuck(now)] == ["ord_old"]
