@@ -236,11 +236,11 @@ async def _exception_restock(rec: Recorder) -> Handle:
     return handle
 
 
-async def _split_order(rec: Recorder) -> Handle:
+async def _split_order(rec: Recorder, name: str = "split_order") -> Handle:
     """No warehouse holds every line: two parcels, each shipped and tracked; completed when both arrive."""
     rec.inventory.set_on_hand("WH-FRA", "MUG-BLUE", 5)
     rec.inventory.set_on_hand("WH-LA", "TEE-L", 5)
-    handle = await rec.start("split_order", [("MUG-BLUE", 1, "9.90"), ("TEE-L", 2, "14.00")])
+    handle = await rec.start(name, [("MUG-BLUE", 1, "9.90"), ("TEE-L", 2, "14.00")])
     view = await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
     _expect(len(view.shipments) == 2, f"{len(view.shipments)} parcels, not 2")
     at = view.updated_at
@@ -254,6 +254,11 @@ async def _split_order(rec: Recorder) -> Handle:
         )
     await handle.execute_update(OrderWorkflow.confirm_receipt, ConfirmReceipt())
     return handle
+
+
+async def _split_order_v2(rec: Recorder) -> Handle:
+    """The split order since Warehouses became a keyword list (patch warehouses-keyword-list)."""
+    return await _split_order(rec, "split_order_v2")
 
 
 async def _cancel_after_payment(rec: Recorder) -> Handle:
@@ -296,6 +301,7 @@ PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "split_order": _split_order,
     "happy_path_v2": _happy_path_v2,
     "cancel_failed_retry": _cancel_failed_retry,
+    "split_order_v2": _split_order_v2,
 }
 EXPECTED_END = {
     "unpaid_cancelled": OrderStatus.CANCELLED,
