@@ -8,6 +8,7 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from domain.humanize import moment
     from domain.models import OrderStatus, OrderView
     from domain.policy import OrderPolicy
     from domain.stages import awaits_shipment
@@ -37,27 +38,31 @@ def timer_label(name: str, policy: OrderPolicy) -> str:
     }.get(name, name)
 
 
+def _at(when: datetime | None) -> str:
+    return moment(when) if when is not None else "no deadline yet"
+
+
 def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, policy: OrderPolicy) -> str:
     """Markdown for the Web UI: what the order waits for, since when, and what happens next."""
     unshipped = [s.warehouse for s in view.shipments if s.status in ("locked", "requested")]
     waiting = {
-        S.PENDING_PAYMENT: f"payment from the buyer, due by {view.payment_due_at} ({view.hold_why})",
+        S.PENDING_PAYMENT: f"payment from the buyer, due by {_at(view.payment_due_at)} ({view.hold_why})",
         S.PAID: "a stock lock",
-        S.STOCK_LOCKED: f"warehouse **{view.warehouse}** to ship, by {view.ship_by}",
-        S.PARTIALLY_SHIPPED: f"the parcels from **{', '.join(unshipped)}** to ship, by {view.ship_by}",
+        S.STOCK_LOCKED: f"warehouse **{view.warehouse}** to ship, by {_at(view.ship_by)}",
+        S.PARTIALLY_SHIPPED: f"the parcels from **{', '.join(unshipped)}** to ship, by {_at(view.ship_by)}",
         S.SHIPPED: "the first carrier scan",
         S.IN_TRANSIT: "delivery",
-        S.DELIVERED: f"the buyer to confirm receipt, or auto-completion at {view.confirm_by}",
+        S.DELIVERED: f"the buyer to confirm receipt, or auto-completion at {_at(view.confirm_by)}",
         S.EXCEPTION: f"an operator to resolve **{view.exception_reason}**"
         + (" (waiting for restock)" if view.waiting_for_restock else ""),
     }.get(view.status)
     assert view.status_since is not None
-    lines = [f"**{view.status.value}** since {view.status_since.isoformat()}"]
+    lines = [f"**{view.status.value}** since {moment(view.status_since)}"]
     if waiting:
         lines.append(f"Waiting for {waiting}.")
     if view.waiting_on and view.waiting_since:
         lines.append(
-            f"**Retrying** {view.waiting_on} since {view.waiting_since.isoformat()}: see the pending "
+            f"**Retrying** {view.waiting_on} since {moment(view.waiting_since)}: see the pending "
             "activity for the last error."
         )
     if view.pending:
@@ -65,12 +70,12 @@ def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, po
     if view.exception_reason and view.suggested_actions:
         lines.append("What to do: " + "; ".join(view.suggested_actions) + ".")
     if view.on_hold and view.held_since:
-        lines.append(f"**On hold** since {view.held_since.isoformat()}: {view.hold_reason}")
+        lines.append(f"**On hold** since {moment(view.held_since)}: {view.hold_reason}")
     if view.ship_late:
         lines.append("Ship-by deadline missed.")
     if next_timer and not view.on_hold:
         name, due = next_timer
-        lines.append(f"Next: {timer_label(name, policy)} at {due.isoformat()}.")
+        lines.append(f"Next: {timer_label(name, policy)} at {moment(due)}.")
     return "\n\n".join(lines)
 
 

@@ -20,7 +20,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from api.gateway import OrderGateway
+from app.orders import OrderGateway
 from core.config import Settings
 from domain.effects import StockLevel
 from domain.humanize import moment
@@ -443,10 +443,11 @@ async def test_web_ui_finds_stuck_orders_and_shows_what_they_wait_for(dev: Env) 
     assert attributes.get(sa.SHIP_BY) == paid.ship_by
     assert paid.status_since is not None
     details = await current_details(stuck)
-    assert details.startswith(f"**exception** since {paid.status_since.isoformat()}")
+    assert details.startswith(f"**exception** since {moment(paid.status_since)}")
     assert "Waiting for an operator to resolve **out_of_stock** (waiting for restock)." in details
     next_check = paid.status_since + settings.order_policy().restock_check_every
-    assert f"Next: check for restocked stock at {next_check.isoformat()}." in details
+    assert f"Next: check for restocked stock at {moment(next_check)}." in details
+    assert "+00:00" not in details  # times as people read them, not ISO strings
 
     held_description = await held.describe()
     assert await held_description.static_summary() == "shopify order #A-1001: 29.90 USD to DE"
