@@ -11,10 +11,19 @@ install: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Reinstall only when pyproject.toml changed since the last install.
+# Reinstall only when pyproject.toml changed since the last install. pip's full output goes to
+# .venv/install.log; the terminal gets a dot per package (a first install takes a minute or so).
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	@echo "installing orderflow and its dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(VENV)/bin/pip install --disable-pip-version-check --progress-bar off -e '.[dev]' > $(VENV)/install.log 2>&1 & \
+	pip=$$!; seen=0; \
+	while kill -0 $$pip 2>/dev/null; do \
+		now=$$(grep -c '^Collecting ' $(VENV)/install.log); \
+		while [ $$seen -lt $$now ]; do printf .; seen=$$((seen + 1)); done; \
+		sleep 0.5; \
+	done; \
+	if wait $$pip; then echo " done"; else echo " failed:"; tail -n 30 $(VENV)/install.log; exit 1; fi
+	@touch $(STAMP)
 
 dev: install
 	exec $(VENV)/bin/python -m scripts.devstack

@@ -46,3 +46,6 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("sqlalchemy.engine").setLevel(logging.WARNING)
+    # Alembic narrates every start-up ("Context impl ...", "Will assume ..."); services.migrate logs
+    # one `database migrated` line when a migration actually ran.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))

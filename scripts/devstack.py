@@ -1,4 +1,5 @@
-"""Dev stack supervisor: runs Temporal, the worker and the API on one machine, loads demo stock, stops all."""
+"""Dev stack supervisor: runs Temporal, the worker and the API on one machine, loads demo stock, restarts
+a process that crashes (with back-off), stops all on Ctrl-C."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ import httpx
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from core.config import Settings
+from domain.restock import dispatcher_id
 from workflows.search_attributes import cli_flags
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,6 +98,11 @@ DEMO_ORDER: dict[str, Any] = {
 
 STARTUP_TIMEOUT = 60.0
 STOP_GRACE = {"api": 25.0, "worker": 25.0, "temporal": 15.0}
+# A crashed process is started again after 1 s, then 2, 4 ... at most 30 s while it keeps crashing;
+# one that stayed up this long counts as healthy again and its next restart waits 1 s.
+RESTART_FIRST = 1.0
+RESTART_AT_MOST = 30.0
+STAYED_UP = 60.0
 
 
 class StackError(Exception):
@@ -145,6 +152,18 @@ class DevConfig:
     def ui_url(self) -> str:
         return f"http://localhost:{self.ui_port}"
 
+    @property
+    def temporal_log(self) -> Path:
+        return self.data_dir / "temporal.log"
+
+    @property
+    def worker_metrics(self) -> str:
+        return os.environ.get("ORDERS_WORKER_METRICS_ADDRESS", "127.0.0.1:9464")
+
+    @property
+    def api_metrics(self) -> str:
+        return os.environ.get("ORDERS_API_METRICS_ADDRESS", "127.0.0.1:9465")
+
 
 def _port(env: str, default: int) -> int:
     value = os.environ.get(env, str(default))
@@ -183,17 +202,72 @@ def temporal_command(config: DevConfig) -> list[str]:
     return args
 
 
+@dataclass
+class Child:
+    """How to start one process again, and its restart back-off."""
+
+    args: list[str]
+    env: dict[str, str]
+    log: Path | None  # None: its output goes to the terminal
+    started_at: float = 0.0
+    delay: float = RESTART_FIRST
+    restart_at: float | None = None  # set while a crashed process waits for its restart
+
+
 class Stack:
     """The child processes, each in its own session so a terminal Ctrl-C reaches only this supervisor."""
 
     def __init__(self) -> None:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.specs: dict[str, Child] = {}
 
-    def start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        print(f"devstack: starting {name}", flush=True)
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, start_new_session=True)
+    def start(
+        self, name: str, args: list[str], env: dict[str, str], log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        spec = self.specs.setdefault(name, Child(args, env, log))
+        if name not in self.children:
+            print(f"devstack: starting {name}" + (f" (its log: {log})" if log else ""), flush=True)
+        out = log.open("ab") if log else None
+        try:
+            proc = subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT if out else None,
+                start_new_session=True,
+            )
+        finally:
+            if out:
+                out.close()
+        spec.started_at = time.monotonic()
         self.children[name] = proc
         return proc
+
+    def restart_crashed(self) -> None:
+        """Start again, with back-off, any process that died: orders live in Temporal, so a worker or
+        API that comes back carries on where the crashed one stopped."""
+        now = time.monotonic()
+        for name, proc in list(self.children.items()):
+            spec = self.specs[name]
+            if spec.restart_at is None:
+                code = proc.poll()
+                if code is None:
+                    continue
+                if now - spec.started_at >= STAYED_UP:
+                    spec.delay = RESTART_FIRST
+                spec.restart_at = now + spec.delay
+                print(
+                    f"devstack: {name} {_how(code)}; restarting it in {spec.delay:g} s "
+                    f"(back-off doubles up to {RESTART_AT_MOST:g} s while it keeps crashing)",
+                    flush=True,
+                )
+                spec.delay = min(spec.delay * 2, RESTART_AT_MOST)
+            elif now >= spec.restart_at:
+                spec.restart_at = None
+                new = self.start(name, spec.args, spec.env, spec.log)
+                print(f"devstack: {name} restarted (pid {new.pid})", flush=True)
 
     def dead(self) -> tuple[str, int] | None:
         for name, proc in self.children.items():
@@ -246,7 +320,7 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
     ):
         _ensure_free(port, variable)
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    stack.start("temporal", temporal_command(config), dict(os.environ))
+    stack.start("temporal", temporal_command(config), dict(os.environ), log=config.temporal_log)
 
     clients: list[Client] = []
 
@@ -266,11 +340,15 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
         "ORDERS_TEMPORAL_UI_URL": config.ui_url,
         "ORDERS_DATABASE_URL": config.database_url,
         "ORDERS_BOOTSTRAP_API_KEY": config.demo_key,
-        "ORDERS_WORKER_METRICS_ADDRESS": os.environ.get("ORDERS_WORKER_METRICS_ADDRESS", "127.0.0.1:9464"),
-        "ORDERS_API_METRICS_ADDRESS": os.environ.get("ORDERS_API_METRICS_ADDRESS", "127.0.0.1:9465"),
+        "ORDERS_WORKER_METRICS_ADDRESS": config.worker_metrics,
+        "ORDERS_API_METRICS_ADDRESS": config.api_metrics,
     }
     worker = stack.start("worker", [sys.executable, "worker.py"], env)
     api_args = ["-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(config.api_port)]
+    # uvicorn's own lines (start-up notices, one per request) at warning unless asked for.
+    api_args += ["--log-level", os.environ.get("ORDERS_DEV_UVICORN_LOG_LEVEL", "warning")]
+    if os.environ.get("ORDERS_DEV_ACCESS_LOG") != "1":
+        api_args.append("--no-access-log")
     stack.start("api", [sys.executable, *api_args], env)
 
     async def worker_polling() -> bool:
@@ -297,6 +375,24 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
         await wait_until(f"the worker on task queue {settings.task_queue!r}", worker_polling, stack)
         await wait_until(f"the API on {config.api_url}", api_healthy, stack)
         await load_demo_stock(http)
+    # Loading stock wakes the restock dispatcher; let its sweeps (and their log lines) finish, so the
+    # banner is the last thing on the screen.
+    await wait_until("the restock sweeps after loading demo stock", restock_idle(clients[0], settings), stack)
+
+
+def restock_idle(client: Client, settings: Settings) -> Callable[[], Awaitable[bool]]:
+    handle = client.get_workflow_handle(dispatcher_id(settings.task_queue))
+
+    async def idle() -> bool:
+        try:
+            view = await handle.query("view")
+        except RPCError:
+            return True  # no dispatcher: no stock was added
+        except WorkflowQueryFailedError:
+            return False
+        return not (view.get("pending") or view.get("sweeping"))
+
+    return idle
 
 
 async def load_demo_stock(http: httpx.AsyncClient) -> None:
@@ -327,12 +423,16 @@ def banner(config: DevConfig) -> str:
             f"  API (docs)       {config.api_url}/docs",
             f"  Temporal Web UI  {config.ui_url}",
             f"  Data             {config.data_dir / 'temporal.db'} and {config.database_url}",
+            f"  Temporal's log   {config.temporal_log}",
             f"  Operator API key {config.demo_key}",
-            "  Metrics          http://127.0.0.1:9464/metrics (worker), http://127.0.0.1:9465/metrics (API)",
+            f"  Metrics          http://{config.worker_metrics}/metrics (worker), "
+            f"http://{config.api_metrics}/metrics (API)",
             "Place a demo order (the same channel_order_id again returns the same order):",
             f"  curl -s -X POST {config.api_url}/orders -H 'authorization: Bearer {config.demo_key}' \\",
             f"    -H 'content-type: application/json' -d '{order}'",
-            "Operators: orderflow --help (ORDERFLOW_API_KEY=<key>); stuck orders: orderflow stuck",
+            "Operators: .venv/bin/orderflow --help (ORDERFLOW_API_KEY=<key>); stuck orders: orderflow stuck",
+            f"A worker, API or Temporal server that crashes is restarted ({RESTART_FIRST:g} s, doubling to "
+            f"{RESTART_AT_MOST:g} s); orders wait in Temporal meanwhile.",
             "Ctrl-C stops everything.",
             "",
         ]
@@ -349,10 +449,9 @@ async def run(config: DevConfig) -> int:
     try:
         await start_stack(stack, config, Settings())
         print(banner(config), flush=True)
-        while (dead := stack.dead()) is None:  # noqa: ASYNC110  (Popen has no awaitable exit)
+        while True:
+            stack.restart_crashed()
             await asyncio.sleep(0.5)
-        print(f"devstack: {dead[0]} {_how(dead[1])} unexpectedly; stopping the others", flush=True)
-        return 1
     except asyncio.CancelledError:
         print("\ndevstack: stopping", flush=True)
         return 0

@@ -145,3 +145,58 @@ def test_one_command_runs_the_stack_and_keeps_orders_across_restarts(tmp_path: P
             assert stock.json()["on_hand"] == 7, "a restart must not reset counted stock"
 
             _ctrl_c(proc, log, [temporal_port, ui_port, api_port])
+
+
+def _child_pid(supervisor: subprocess.Popen[bytes], script: str) -> int:
+    """The pid of the supervisor's child running `script` (found through /proc, Linux)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == supervisor.pid and script.encode() in argv:
+            return int(entry.name)
+    raise AssertionError(f"no child running {script}")
+
+
+def test_a_crashed_worker_is_restarted_and_the_banner_comes_last(tmp_path: Path) -> None:
+    temporal_port, ui_port, api_port = _free_port(), _free_port(), _free_port()
+    worker_metrics, api_metrics = f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"
+    env = {
+        **os.environ,
+        "ORDERS_DEV_DATA_DIR": str(tmp_path / "data"),
+        "ORDERS_DATABASE_URL": f"sqlite:///{tmp_path / 'orderflow.db'}",
+        "ORDERS_DEV_TEMPORAL_PORT": str(temporal_port),
+        "ORDERS_DEV_UI_PORT": str(ui_port),
+        "ORDERS_DEV_API_PORT": str(api_port),
+        "ORDERS_WORKER_METRICS_ADDRESS": worker_metrics,
+        "ORDERS_API_METRICS_ADDRESS": api_metrics,
+    }
+    log = tmp_path / "devstack.log"
+    with (
+        httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30.0) as http,
+        _devstack(env, log) as proc,
+    ):
+        _wait_for("the banner", lambda: "Ctrl-C stops everything" in log.read_text(), proc, log)
+        time.sleep(2.0)  # anything printed after the banner would bury it
+        lines = [line for line in log.read_text().splitlines() if line.strip()]
+        assert lines[-1] == "Ctrl-C stops everything.", _tail(log)
+        metrics = (
+            f"Metrics          http://{worker_metrics}/metrics (worker), http://{api_metrics}/metrics (API)"
+        )
+        assert f"  {metrics}" in lines[-10:], "the banner names the configured metrics ports"
+        assert "Context impl" not in log.read_text(), "alembic's start-up lines are quiet"
+
+        os.kill(_child_pid(proc, "worker.py"), signal.SIGKILL)
+        _wait_for("the worker's restart", lambda: "devstack: worker restarted" in log.read_text(), proc, log)
+        assert "devstack: worker was killed by signal 9; restarting it in 1 s" in log.read_text()
+
+        http.headers["authorization"] = f"Bearer {(tmp_path / 'data' / 'demo-operator-key').read_text()}"
+        placed = http.post("/orders", json=DEMO_ORDER)  # placement runs on the restarted worker
+        assert placed.status_code == 201, placed.text
+        assert placed.json()["status"] == "pending_payment"
+        assert proc.poll() is None, "the stack keeps running"
+        _ctrl_c(proc, log, [temporal_port, ui_port, api_port])
