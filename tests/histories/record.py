@@ -2,6 +2,8 @@
 
 Each `tests/histories/<path>.json` is the full event history of one closed OrderWorkflow run along
 one path of the order lifecycle, stored as {"workflow_id": ..., "path": ..., "history": {...}}.
+An order that continued as new is stored one file per run: `<path>_run1.json`, `<path>_run2.json`
+... and `<path>.json` for the last run (each later run starts from the state the one before carried).
 The replay test feeds every such file to a Replayer holding today's OrderWorkflow: if a code change
 makes the workflow issue different commands for the same events, replay fails with a
 nondeterminism error, and that change would break every order already in flight.
@@ -55,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -114,7 +116,9 @@ class Recorder:
     def inventory(self) -> InventoryService:
         return InventoryService(self.engine)
 
-    async def start(self, path: str, lines: list[tuple[str, int, str]] | None = None) -> Handle:
+    async def start(
+        self, path: str, lines: list[tuple[str, int, str]] | None = None, policy: OrderPolicy | None = None
+    ) -> Handle:
         lines = lines or [("CASE-IP15", 2, "12.50"), ("USB-C-1M", 1, "4.90")]
         placed = PlaceOrder(
             channel=Channel.SHOPIFY,
@@ -127,7 +131,7 @@ class Recorder:
             currency="USD",
         )
         # The default policy, not Settings: ORDERS_* variables must not change what is recorded.
-        start = StartOrder(order_id=f"ord_replay_{path}", order=placed, policy=OrderPolicy())
+        start = StartOrder(order_id=f"ord_replay_{path}", order=placed, policy=policy or OrderPolicy())
         return await self.env.client.start_workflow(
             OrderWorkflow.run, start, id=workflow_id(path), task_queue=TASK_QUEUE
         )
@@ -162,6 +166,23 @@ class Recorder:
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError(f"{handle.id}: {activity} did not complete {count} time(s)")
+
+
+async def _runs(rec: Recorder, handle: Handle) -> list[WorkflowHistory]:
+    """The history of every run of the order, first to last (continue-as-new chains them)."""
+    histories: list[WorkflowHistory] = []
+    run_id = handle.result_run_id
+    while run_id:
+        history = await rec.env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        histories.append(history)
+        last = history.events[-1]
+        continued = last.HasField("workflow_execution_continued_as_new_event_attributes")
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if continued
+            else ""
+        )
+    return histories
 
 
 def _expect(condition: bool, failure: str) -> None:
@@ -292,6 +313,95 @@ async def _cancel_failed_retry(rec: Recorder) -> Handle:
     return handle
 
 
+async def _reassign_warehouse(rec: Recorder) -> Handle:
+    """Paid and requested from WH-FRA (nearest to the buyer), then an operator moves the stock to
+    WH-SZ: the request to WH-FRA is withdrawn, WH-SZ is asked to ship; shipped, delivered, completed."""
+    for sku in ("CASE-IP15", "USB-C-1M"):
+        rec.inventory.set_on_hand("WH-FRA", sku, 10)
+    handle = await rec.start("reassign_warehouse")
+    view = await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    _expect(view.warehouse == "WH-FRA", f"stock locked in {view.warehouse}, not WH-FRA")
+    view = await handle.execute_update(
+        OrderWorkflow.operate,
+        _operator(Action.REASSIGN_WAREHOUSE, "WH-FRA is closed for stocktaking", warehouse=WAREHOUSE),
+    )
+    _expect(view.warehouse == WAREHOUSE, f"stock locked in {view.warehouse}, not {WAREHOUSE}")
+    await rec.until(handle, "shipment request", lambda v: v.timeline[-1].kind == "shipment_requested")
+    await _ship_deliver_confirm(handle)
+    for sku in ("CASE-IP15", "USB-C-1M"):  # later paths lock in WH-SZ again
+        rec.inventory.set_on_hand("WH-FRA", sku, 0)
+    return handle
+
+
+async def _change_address(rec: Recorder) -> Handle:
+    """Paid and requested, then an operator changes the address (sent to the warehouse); completed."""
+    handle = await rec.start("change_address")
+    await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    address = Address(country="DE", city="Hamburg", postal_code="20095", line1="Mönckebergstr. 7")
+    view = await handle.execute_update(
+        OrderWorkflow.operate, _operator(Action.CHANGE_ADDRESS, "buyer moved", address=address)
+    )
+    _expect(view.shipping_address.city == "Hamburg", f"ships to {view.shipping_address.city}")
+    await _ship_deliver_confirm(handle)
+    return handle
+
+
+async def _retry_after_failed_step(rec: Recorder) -> Handle:
+    """Paid while the stock-allocation table refuses writes for good: exception lock_stock_failed;
+    once it takes writes again an operator's retry locks the stock, and the order goes on."""
+    handle = await rec.start("retry_after_failed_step")
+    placed = await handle.execute_update(OrderWorkflow.placed)
+    with refusing_writes(rec.engine, "stock_allocations", permanent=True):
+        view = await handle.execute_update(OrderWorkflow.pay, _payment(placed))
+    _expect(view.exception_reason == "lock_stock_failed", f"exception {view.exception_reason}")
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.RETRY, "stock table repaired"))
+    await rec.until(handle, "shipment request", lambda v: v.timeline[-1].kind == "shipment_requested")
+    await _ship_deliver_confirm(handle)
+    return handle
+
+
+async def _mark_shipped(rec: Recorder) -> Handle:
+    """Paid while a SKU is out of stock everywhere: exception out_of_stock; the seller ships it from
+    elsewhere and an operator marks it shipped (reserved stock released); delivered, completed."""
+    handle = await rec.start("mark_shipped", [("CASE-IP15", 1, "12.50"), ("USB-C-3M", 2, "7.90")])
+    rec.inventory.set_on_hand(WAREHOUSE, "USB-C-3M", 1)
+    view = await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    _expect(view.exception_reason == "out_of_stock", f"exception {view.exception_reason}, not out_of_stock")
+    view = await handle.execute_update(
+        OrderWorkflow.operate,
+        _operator(
+            Action.MARK_SHIPPED, "sent from the shop floor", carrier="DHL", tracking_number="JD0146000099999"
+        ),
+    )
+    _expect(view.status == OrderStatus.SHIPPED, f"status {view.status.value}, not shipped")
+    at = view.updated_at
+    await handle.execute_update(OrderWorkflow.track, TrackingUpdate(status="delivered", at=at))
+    await handle.execute_update(OrderWorkflow.confirm_receipt, ConfirmReceipt())
+    return handle
+
+
+async def _continue_as_new(rec: Recorder) -> Handle:
+    """A long-lived order (history limit 40 events): reminders, a hold and notes while unpaid make it
+    continue as new; the next run, started from the carried state, is paid, shipped and completed.
+    Both runs are recorded (continue_as_new_run1.json ends in the continue-as-new)."""
+    policy = OrderPolicy().model_copy(update={"history_limit": 40})
+    handle = await rec.start("continue_as_new", policy=policy)
+    await rec.env.sleep(timedelta(hours=25))
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.HOLD, "buyer asked to wait"))
+    for number in range(3):
+        await handle.execute_update(
+            OrderWorkflow.operate, _operator(Action.NOTE, "call log", text=f"called the buyer ({number + 1})")
+        )
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.RELEASE, "buyer is ready"))
+    _expect(len(await _runs(rec, handle)) > 1, "the order never continued as new")
+    # an update, not a query: it waits for the newest run to take its first workflow task
+    await handle.execute_update(
+        OrderWorkflow.pay, _payment(await handle.execute_update(OrderWorkflow.placed))
+    )
+    await _ship_deliver_confirm(handle)
+    return handle
+
+
 PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "unpaid_cancelled": _unpaid_cancelled,
     "happy_path": _happy_path,
@@ -302,6 +412,11 @@ PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "happy_path_v2": _happy_path_v2,
     "cancel_failed_retry": _cancel_failed_retry,
     "split_order_v2": _split_order_v2,
+    "reassign_warehouse": _reassign_warehouse,
+    "change_address": _change_address,
+    "retry_after_failed_step": _retry_after_failed_step,
+    "mark_shipped": _mark_shipped,
+    "continue_as_new": _continue_as_new,
 }
 EXPECTED_END = {
     "unpaid_cancelled": OrderStatus.CANCELLED,
@@ -335,16 +450,18 @@ async def record(names: list[str]) -> None:
                     expected = EXPECTED_END.get(name, OrderStatus.COMPLETED)
                     if final.status != expected:
                         raise RuntimeError(f"{name} ended {final.status.value}, expected {expected.value}")
-                    history = await handle.fetch_history()
-                    target = HISTORIES / f"{name}.json"
-                    document = {
-                        "workflow_id": handle.id,
-                        "path": name,
-                        "history": json.loads(history.to_json()),
-                    }
-                    target.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
-                    events, status = len(history.events), final.status.value
-                    print(f"{target.relative_to(ROOT)}: {events} events, ended {status}")
+                    histories = await _runs(rec, handle)  # more than one when it continued as new
+                    for number, history in enumerate(histories, start=1):
+                        stem = f"{name}_run{number}" if number < len(histories) else name
+                        target = HISTORIES / f"{stem}.json"
+                        document = {
+                            "workflow_id": handle.id,
+                            "path": name,
+                            "history": json.loads(history.to_json()),
+                        }
+                        target.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+                        events, status = len(history.events), final.status.value
+                        print(f"{target.relative_to(ROOT)}: {events} events, ended {status}")
         finally:
             await env.shutdown()
             engine.dispose()
