@@ -74,7 +74,6 @@ def build_worker(
         _mailer(settings),
         shop_name=settings.shop_name,
         pay_url_template=settings.pay_url_template,
-        coupon_code=settings.reminder_coupon_code,
         queue=MailQueue(engine),
     )
     restock = RestockActivities(client, OrderStore(engine))

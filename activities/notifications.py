@@ -25,14 +25,12 @@ class NotificationActivities:
         *,
         shop_name: str,
         pay_url_template: str,
-        coupon_code: str | None = None,
         queue: MailQueue | None = None,
     ) -> None:
         self._outbox = outbox
         self._mailer = mailer
         self._shop_name = shop_name
         self._pay_url_template = pay_url_template
-        self._coupon_code = coupon_code
         self._queue = queue
 
     @activity.defn
@@ -51,7 +49,6 @@ class NotificationActivities:
             notify,
             shop_name=self._shop_name,
             pay_url=self._pay_url_template.format(order_id=notify.order_id),
-            coupon_code=self._coupon_code,
         )
         entry = await asyncio.to_thread(
             self._outbox.record,

@@ -102,7 +102,6 @@ class Settings(BaseSettings):
     email_sender: str = "orders@orderflow.local"
     shop_name: str = "orderflow demo shop"
     pay_url_template: str = "https://shop.example/pay/{order_id}"
-    reminder_coupon_code: str | None = None
     # Outbox mail still unsent this long after it was written is given up (the mail dispatcher).
     mail_give_up_after: Duration = Field(default=timedelta(days=3))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
@@ -11,7 +12,7 @@ from domain.models import Customer, Model, OrderLine
 class NotificationKind(StrEnum):
     PAYMENT_REMINDER_1 = "payment_reminder_1"  # 1 h after placement: plain reminder
     PAYMENT_REMINDER_2 = "payment_reminder_2"  # 24 h: offer of help ("trouble paying?")
-    PAYMENT_REMINDER_3 = "payment_reminder_3"  # 72 h: incentive (coupon or free shipping)
+    PAYMENT_REMINDER_3 = "payment_reminder_3"  # 72 h: last call, naming the auto-cancel time
     ORDER_CANCELLED = "order_cancelled"
     ORDER_SHIPPED = "order_shipped"
 
@@ -50,6 +51,8 @@ class Notify(Model):
     customer_message: str | None = None  # an operator's or channel's words for the buyer, if given
     carrier: str | None = None
     tracking_number: str | None = None
+    # The auto-cancel time an unpaid order's reminders name (None: mails queued before it was added).
+    payment_due_at: datetime | None = None
 
     @property
     def key(self) -> str:

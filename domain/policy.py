@@ -12,7 +12,8 @@ from domain.priority import PriorityRules
 MIN_PAYMENT_HOLD = timedelta(days=3)
 MAX_PAYMENT_HOLD = timedelta(days=7)
 
-# Unpaid-order reminders, measured from placement: plain reminder, offer of help, incentive.
+# Unpaid-order reminders, measured from placement: plain reminder, offer of help, last call
+# naming the auto-cancel time.
 REMINDER_OFFSETS: tuple[timedelta, ...] = (
     timedelta(hours=1),
     timedelta(hours=24),

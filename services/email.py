@@ -8,13 +8,14 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import aiosmtplib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel, ConfigDict
 
 from domain.codes import CURRENCY_EXPONENTS
+from domain.humanize import moment
 from domain.notifications import NotificationKind, Notify
 
 LANGUAGES: tuple[str, ...] = ("en", "zh", "es", "de", "fr")
@@ -57,24 +58,12 @@ def format_money(amount: Decimal, currency: str) -> str:
     return f"{amount.quantize(places):f} {currency}"
 
 
-def with_discount(pay_url: str, coupon_code: str) -> str:
-    """The pay link with `discount=CODE` added to its query (after `?`, or `&` if it has one)."""
-    parts = urlsplit(pay_url)
-    prefix = f"{parts.query}&" if parts.query else ""
-    return urlunsplit(parts._replace(query=prefix + urlencode({"discount": coupon_code})))
-
-
-def render_email(
-    notify: Notify, *, shop_name: str, pay_url: str, coupon_code: str | None = None
-) -> RenderedEmail:
+def render_email(notify: Notify, *, shop_name: str, pay_url: str) -> RenderedEmail:
     """Write the message for `notify` in the customer's language (English when we have no set)."""
     kind = NotificationKind(notify.kind)
     if kind is NotificationKind.ORDER_SHIPPED and not (notify.carrier and notify.tracking_number):
         raise ValueError("an order_shipped email needs a carrier and a tracking number")
     language = base_language(notify.customer.language)
-    link = pay_url
-    if kind is NotificationKind.PAYMENT_REMINDER_3 and coupon_code:
-        link = with_discount(pay_url, coupon_code)
     context: dict[str, Any] = {
         "lang": language,
         "shop_name": shop_name,
@@ -89,8 +78,10 @@ def render_email(
             for line in notify.lines
         ],
         "total": format_money(notify.total, notify.currency),
-        "pay_url": link,
-        "coupon_code": coupon_code,
+        "pay_url": pay_url,
+        # The last reminder names the auto-cancel time; it offers no discount or free shipping,
+        # which the channel, not orderflow, would have to honour (a payment must equal the total).
+        "pay_by": moment(notify.payment_due_at) if notify.payment_due_at else None,
         # The buyer hears the kind of cancellation in their language (or the words given for them),
         # never the internal reason; mails queued by older orders carry only cancel_reason.
         "cancel_kind": notify.cancel_kind

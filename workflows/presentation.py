@@ -16,7 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 S = OrderStatus
-REMINDER_NAMES = ("plain reminder", "offer of help", "incentive")
+REMINDER_NAMES = ("plain reminder", "offer of help", "last call with the auto-cancel time")
 
 
 def hours(delta: timedelta) -> str:

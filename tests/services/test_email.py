@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -45,10 +46,8 @@ def make_notify(
     )
 
 
-def render(
-    kind: NotificationKind, *, coupon_code: str | None = None, pay_url: str = PAY_URL, **kw: Any
-) -> RenderedEmail:
-    return render_email(make_notify(kind, **kw), shop_name=SHOP, pay_url=pay_url, coupon_code=coupon_code)
+def render(kind: NotificationKind, *, pay_url: str = PAY_URL, **kw: Any) -> RenderedEmail:
+    return render_email(make_notify(kind, **kw), shop_name=SHOP, pay_url=pay_url)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
@@ -113,46 +112,37 @@ def test_unknown_language_falls_back_to_english() -> None:
     assert unknown.subject == "Your order #1001 is waiting for payment"
 
 
-def test_final_reminder_with_coupon_links_to_the_discount() -> None:
-    email = render(NotificationKind.PAYMENT_REMINDER_3, coupon_code="SAVE10")
-
-    assert email.subject == "A discount for your order #1001"
-    assert "use the code SAVE10" in email.text
-    assert f"{PAY_URL}?discount=SAVE10" in email.text
-    assert f'href="{PAY_URL}?discount=SAVE10"' in email.html
-    assert "free" not in email.text
-
-
-def test_discount_is_appended_to_a_pay_url_that_already_has_a_query() -> None:
-    email = render(NotificationKind.PAYMENT_REMINDER_3, coupon_code="SAVE10", pay_url=f"{PAY_URL}?token=abc")
-
-    assert f"{PAY_URL}?token=abc&discount=SAVE10" in email.text
-    assert f'href="{PAY_URL}?token=abc&amp;discount=SAVE10"' in email.html
-
-
-def test_only_the_final_reminder_carries_the_coupon() -> None:
-    email = render(NotificationKind.PAYMENT_REMINDER_1, coupon_code="SAVE10")
-
-    assert "discount=" not in email.text
-    assert "SAVE10" not in email.text
-
-
 @pytest.mark.parametrize(
-    ("language", "free_shipping"),
+    ("language", "will_be_cancelled"),
     [
-        ("en", "ship your order for free"),
-        ("zh", "免费配送"),
-        ("es", "sin gastos de envío"),
-        ("de", "versandkostenfrei"),
-        ("fr", "la livraison vous est offerte"),
+        ("en", "the order will be cancelled automatically"),
+        ("zh", "订单将被自动取消"),
+        ("es", "el pedido se cancelará automáticamente"),
+        ("de", "wird die Bestellung automatisch storniert"),
+        ("fr", "la commande sera annulée automatiquement"),
     ],
 )
-def test_final_reminder_without_coupon_offers_free_shipping(language: str, free_shipping: str) -> None:
-    email = render(NotificationKind.PAYMENT_REMINDER_3, language=language)
+def test_final_reminder_names_the_auto_cancel_time_and_offers_nothing_it_cannot_honour(
+    language: str, will_be_cancelled: str
+) -> None:
+    due = datetime(2026, 12, 4, 5, 56, 31, tzinfo=UTC)
+    email = render(NotificationKind.PAYMENT_REMINDER_3, language=language, payment_due_at=due)
 
-    assert free_shipping in email.text
-    assert free_shipping in email.html
-    assert "discount=" not in email.text
+    assert will_be_cancelled in email.text
+    assert "2026-12-04 05:56 UTC" in email.text
+    assert "2026-12-04 05:56 UTC" in email.html
+    # A discount or free shipping would be refused by the exact-amount payment check.
+    for promise in ("discount", "free", "gratis", "offerte", "versandkostenfrei", "免运费", "优惠"):
+        assert promise not in email.text.lower()
+    assert "discount=" not in email.html
+
+
+def test_final_reminder_queued_before_the_due_time_was_carried_still_reads_well() -> None:
+    email = render(NotificationKind.PAYMENT_REMINDER_3)
+
+    assert email.subject == "Last reminder: order #1001 is still unpaid"
+    assert "will be cancelled automatically" in email.text
+    assert "None" not in email.text
 
 
 @pytest.mark.parametrize(

@@ -685,13 +685,14 @@ def test_every_message_about_the_longest_order_fits_the_outbox(engine: Engine) -
     order = message_order()
     outbox = NotificationOutbox(engine)
     written: dict[str, set[tuple[str, str]]] = {}  # order_id -> (kind, subject)
-    for language, coupon in [(lang, code) for lang in LANGUAGES for code in (None, text(40, "SAVE"))]:
-        order_id = text(width("orders.order_id") or 0, f"ord_{language}_{coupon is None:d}_", "f")
+    due_times = (None, datetime(2026, 12, 4, 5, 56, tzinfo=UTC))
+    for language, due in [(lang, at) for lang in LANGUAGES for at in due_times]:
+        order_id = text(width("orders.order_id") or 0, f"ord_{language}_{due is None:d}_", "f")
         for kind in NotificationKind:
-            notify = notify_about(order, order_id, kind, language)
-            email = render_email(
-                notify, shop_name="Shop", pay_url="https://shop.example/pay", coupon_code=coupon
+            notify = notify_about(order, order_id, kind, language).model_copy(
+                update={"payment_due_at": due}
             )
+            email = render_email(notify, shop_name="Shop", pay_url="https://shop.example/pay")
             outbox.record(
                 order_id=order_id,
                 kind=notify.key,

@@ -13,6 +13,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from core.config import Settings
+from domain.humanize import moment
 from domain.models import CancelOrder, OrderStatus, OrderView
 from domain.operator import Action, ActionParams, OperatorAction
 from services.audit import AuditService
@@ -103,3 +104,22 @@ async def test_timeline_says_how_long_a_hold_lasted_and_when_payment_is_due(env:
     await time_env.sleep(timedelta(hours=2, minutes=5, seconds=10))
     released = await handle.execute_update(OrderWorkflow.operate, act(Action.RELEASE, "arrived"))
     assert released.timeline[-1].detail == "lena@ops: arrived (held for 2 h 5 min)"
+
+
+async def test_the_last_reminder_names_the_auto_cancel_time_and_promises_no_discount(env: Env) -> None:
+    time_env, settings, engine = env
+    handle = await start_order(time_env.client, settings, order())
+    placed = await handle.query(OrderWorkflow.view)
+    assert placed.payment_due_at is not None
+    await time_env.sleep(timedelta(hours=73))
+
+    def probe() -> list[Notification]:
+        rows = NotificationOutbox(engine).for_order(placed.order_id)
+        return [n for n in rows if n.kind == "payment_reminder_3"]
+
+    text = mailed((await eventually(probe))[0])
+    assert f"If we have not received it by {moment(placed.payment_due_at)}" in text
+    assert "cancelled automatically" in text
+    # The payment must equal the order total, so the mail offers nothing that would change it.
+    assert "discount" not in text.lower()
+    assert "free shipping" not in text.lower()

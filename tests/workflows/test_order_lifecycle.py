@@ -115,7 +115,7 @@ async def test_hold_period_comes_from_settings(
         await settle_and_terminate(time_skipping_env.client)
     assert final.status == OrderStatus.CANCELLED
     assert final.created_at + timedelta(days=3) <= kinds(final, "cancelled")[0].at
-    # the 72 h reminder would fall on the cancel instant: an incentive for a dead order is not sent
+    # the 72 h reminder would fall on the cancel instant: a last call for a dead order is not sent
     assert final.reminders_sent == 2
 
 
