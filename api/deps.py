@@ -10,9 +10,9 @@ from pydantic import StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
-from api.gateway import OrderGateway
 from api.guard import CALLER_SCOPE_KEY
-from api.restock import Restocker as RestockSweeps
+from app.orders import OrderGateway
+from app.restock import Restocker as RestockSweeps
 from domain.access import Caller, Permission
 from services.audit import AuditService
 from services.auth import ApiKeyService

@@ -1,12 +1,11 @@
-"""Domain and Temporal failures mapped to answers a caller can act on: 4xx for the request, 503 with
-Retry-After when the order service or the database cannot answer now; never a 500 for either."""
+"""Domain errors (app.errors), database and Temporal failures mapped to answers a caller can act on: 4xx
+for the request, 503 with Retry-After when the order service or the database cannot answer now; never a
+500 for either."""
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -18,8 +17,16 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from temporalio.client import RPCTimeoutOrCancelledError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
+from app.errors import (
+    TEMPORAL_NOT_NOW,
+    Busy,
+    CommandRefused,
+    InvalidField,
+    whole_seconds,
+)
+from app.errors import NotFound as NotFound  # re-exported: routes raise it from here
 from services.inventory import StockConflict
 from services.orders import BadCursor
 
@@ -68,48 +75,12 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     PoolTimeout,
 )
 DEFAULT_RETRY_AFTER = 5
-# Temporal answers that mean "not now" (no worker took it in time, the server is unreachable or
-# overloaded), as opposed to "no such workflow" or a bug.
-TEMPORAL_NOT_NOW = (
-    RPCStatusCode.DEADLINE_EXCEEDED,
-    RPCStatusCode.CANCELLED,
-    RPCStatusCode.UNAVAILABLE,
-    RPCStatusCode.RESOURCE_EXHAUSTED,
-)
-
+UNAUTHORIZED_DETAIL = "missing or invalid API key; send Authorization: Bearer <key>"
 log = structlog.get_logger(__name__)
 
 
-class NotFound(Exception):
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
-
-
-class Conflict(Exception):
-    """The order's current state does not allow the action; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class UnprocessableField(Exception):
-    """Input that is well-formed but incomplete for what was asked: 422 naming the field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-class ServiceBusy(Exception):
-    """Nothing can answer in time (the order's worker is slow or down): 503 with Retry-After."""
-
-    def __init__(self, detail: str, retry_after: int) -> None:
-        super().__init__(detail)
-        self.detail = detail
-        self.retry_after = retry_after
+# The name api/routes used before the use cases moved to app/: the same exception.
+UnprocessableField = InvalidField
 
 
 class Unauthorized(Exception):
@@ -169,14 +140,18 @@ def field_error(request: Request, error: Mapping[str, Any]) -> dict[str, str]:
     return {"field": field, "message": message}
 
 
-def whole_seconds(duration: timedelta) -> int:
-    """A duration as the whole seconds a person (or a Retry-After header) reads: at least 1."""
-    return max(1, math.ceil(duration.total_seconds()))
+def retry_after_seconds(app: Any) -> int:
+    """The Retry-After the app's settings ask for (before its lifespan ran: the default)."""
+    settings = getattr(app.state, "settings", None)
+    return whole_seconds(settings.busy_retry_after) if settings else DEFAULT_RETRY_AFTER
+
+
+def database_unavailable_detail(retry: int) -> str:
+    return f"the database is unavailable; retry in {retry} s"
 
 
 def _retry_after(request: Request) -> int:
-    settings = getattr(request.app.state, "settings", None)
-    return whole_seconds(settings.busy_retry_after) if settings else DEFAULT_RETRY_AFTER
+    return retry_after_seconds(request.app)
 
 
 def _unavailable(detail: str, retry_after: int) -> JSONResponse:
@@ -195,8 +170,8 @@ def install_error_handlers(app: FastAPI) -> None:
             content=jsonable_encoder({"detail": summary, "errors": errors}),
         )
 
-    @app.exception_handler(UnprocessableField)
-    async def _unprocessable(_: Request, exc: UnprocessableField) -> JSONResponse:
+    @app.exception_handler(InvalidField)
+    async def _unprocessable(_: Request, exc: InvalidField) -> JSONResponse:
         return JSONResponse(
             status_code=422,
             content={"detail": str(exc), "errors": [{"field": exc.field, "message": exc.message}]},
@@ -206,7 +181,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unauthorized(_: Request, exc: Unauthorized) -> JSONResponse:
         return JSONResponse(
             status_code=401,
-            content={"detail": "missing or invalid API key; send Authorization: Bearer <key>"},
+            content={"detail": UNAUTHORIZED_DETAIL},
             headers={"WWW-Authenticate": "Bearer"},
         )
 
@@ -220,22 +195,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": f"{exc.what} not found"})
 
-    @app.exception_handler(Conflict)
-    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+    @app.exception_handler(CommandRefused)
+    async def _conflict(_: Request, exc: CommandRefused) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": exc.reason})
 
     @app.exception_handler(StockConflict)
     async def _stock_conflict(_: Request, exc: StockConflict) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(exc)})
 
-    @app.exception_handler(ServiceBusy)
-    async def _busy(_: Request, exc: ServiceBusy) -> JSONResponse:
+    @app.exception_handler(Busy)
+    async def _busy(_: Request, exc: Busy) -> JSONResponse:
         return _unavailable(exc.detail, exc.retry_after)
 
     async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database_unavailable", path=request.url.path, error=type(exc).__name__)
         retry = _retry_after(request)
-        return _unavailable(f"the database is unavailable; retry in {retry} s", retry)
+        return _unavailable(database_unavailable_detail(retry), retry)
 
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, _database_unavailable)

@@ -11,11 +11,18 @@ from __future__ import annotations
 import json
 from typing import Final
 
+import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.errors import (
+    DATABASE_UNAVAILABLE,
+    UNAUTHORIZED_DETAIL,
+    database_unavailable_detail,
+    retry_after_seconds,
+)
 from domain.access import Caller
 from services.auth import ApiKeyService
 
@@ -28,7 +35,8 @@ CALLER_SCOPE_KEY: Final = "orderflow.caller"
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DOCS_ASSETS: Final = "/static/docs"  # Swagger UI's and ReDoc's scripts and styles
 PUBLIC_PREFIXES: Final = (f"{DOCS_ASSETS}/",)
-UNAUTHORIZED_DETAIL: Final = "missing or invalid API key; send Authorization: Bearer <key>"
+
+log = structlog.get_logger(__name__)
 
 
 def is_public(path: str) -> bool:
@@ -60,7 +68,14 @@ class ApiKeyGuard:
         if scope["type"] != "http" or is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
-        caller = await self._verify(scope)
+        try:
+            caller = await self._verify(scope)
+        except DATABASE_UNAVAILABLE as exc:  # keys live in the database: 503 as for any route, never a 500
+            log.warning("database_unavailable", path=scope["path"], error=type(exc).__name__)
+            retry = retry_after_seconds(scope["app"])
+            retry_header = (b"retry-after", str(retry).encode())
+            await _answer(send, 503, database_unavailable_detail(retry), retry_header)
+            return
         if caller is None:
             await _unauthorized(send)  # the body is never read: the client may stop sending it
             return

@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.runtime import Runtime
 
 from api.errors import ERROR_RESPONSES, install_error_handlers
-from api.gateway import OrderGateway
 from api.guard import DOCS_ASSETS, JSON_BODY_LIMIT, ApiKeyGuard
-from api.restock import Restocker
 from api.routes import actions, inventory, orders
 from api.routes import warehouses as warehouses_routes
+from app.orders import OrderGateway
+from app.restock import Restocker
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.metrics import ORDERS_BY_STATUS, READ_MODEL_LAGGING, metrics_runtime

@@ -17,7 +17,7 @@ def dispatcher_id(task_queue: str) -> str:
 
 
 def order_workflow_id(order_id: str) -> str:
-    """The order's workflow id (the same scheme api/gateway.py starts orders with)."""
+    """The order's workflow id (the same scheme app/orders.py starts orders with)."""
     return f"order-{order_id}"
 
 

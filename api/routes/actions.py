@@ -11,8 +11,9 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Audit, Gateway, IdempotencyKey, Operator, OrderId, OrderIdText, Reader, Store
-from api.errors import DATABASE_UNAVAILABLE, Conflict, NotFound, ServiceBusy, UnprocessableField
+from api.errors import DATABASE_UNAVAILABLE
 from api.routes.orders import COMMAND_RESPONSES, respond
+from app.errors import Busy, CommandRefused, InvalidField, NotFound, OrderNotFound
 from core.config import Duration
 from domain.effects import AuditEntry
 from domain.models import Model, OrderStatus, OrderView
@@ -68,7 +69,7 @@ class StuckOrderOut(BaseModel):
 def _check_params(action: Action, params: ActionParams) -> None:
     missing = missing_params(action, params)
     if missing:
-        raise UnprocessableField(missing[0], f"{action.value} needs this parameter")
+        raise InvalidField(missing[0], f"{action.value} needs this parameter")
 
 
 @router.get("/stuck", response_model=list[StuckOrderOut])
@@ -118,9 +119,9 @@ async def batch_action(
                 answer = await gateway.operate(order_id, request, key)
             except NotFound as exc:
                 return BatchItem(order_id=order_id, ok=False, status_code=404, detail=f"{exc.what} not found")
-            except Conflict as exc:
+            except CommandRefused as exc:
                 return BatchItem(order_id=order_id, ok=False, status_code=409, detail=exc.reason)
-            except ServiceBusy as exc:
+            except Busy as exc:
                 busy.append(exc.detail)
                 return BatchItem(order_id=order_id, ok=False, status_code=503, detail=exc.detail)
             except DATABASE_UNAVAILABLE:
@@ -155,5 +156,5 @@ async def order_action(
 async def order_audit(order_id: OrderId, _: Reader, audit: Audit, store: Store) -> list[AuditEntry]:
     """Every operator action on the order: who, when, why, with what parameters."""
     if not await run_in_threadpool(store.known, order_id):
-        raise NotFound(f"order {order_id}")
+        raise OrderNotFound(order_id)
     return await run_in_threadpool(audit.for_order, order_id)

@@ -72,6 +72,7 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
     """(method, path) of every route the app answers, included routers and mounts too."""
     found: set[tuple[str, str]] = set()
     for route in iter_route_contexts(app.routes):
+        assert route.path is not None
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {sku:path} -> {sku}
         for method in route.methods or {"GET"}:
             if method != "HEAD":
@@ -123,11 +124,11 @@ async def test_each_role_may_call_exactly_the_routes_its_rule_allows(
     for method, path in sorted(app_routes(app)):
         url, extra, body = concrete(method, path)
         allowed = ALLOWED[RULES[(method, path)]]
-        for role, auth in headers.items():
+        for caller, auth in headers.items():
             response = await client.request(method, url, headers={**auth, **extra}, **body)
             refused = response.status_code in (401, 403)
-            expected = None if role in allowed else (401 if role is None else 403)
+            expected = None if caller in allowed else (401 if caller is None else 403)
             if (expected is None and refused) or (expected is not None and response.status_code != expected):
-                wrong.append(f"{method} {path} as {role or 'no key'}: {response.status_code}")
-            assert response.status_code < 500, f"{method} {path} as {role}: {response.text}"
+                wrong.append(f"{method} {path} as {caller or 'no key'}: {response.status_code}")
+            assert response.status_code < 500, f"{method} {path} as {caller}: {response.text}"
     assert wrong == []

@@ -29,8 +29,8 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from api.gateway import workflow_id
 from api.main import create_app
+from app.orders import workflow_id
 from domain.access import Role
 from domain.models import OrderStatus, OrderView
 from services.auth import ApiKeyService

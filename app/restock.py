@@ -7,7 +7,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError
 
-from api.gateway import OrderGateway
+from app.orders import OrderGateway
 from domain.restock import RestockDispatch, StockArrived, dispatcher_id
 from services.orders import OrderStore
 from workflows.restock import RestockWorkflow
@@ -40,7 +40,7 @@ class Restocker:
     restock check."""
 
     def __init__(self, gateway: OrderGateway, store: OrderStore | None = None) -> None:
-        # The signature api/main.py builds it with. The gateway holds the API's Temporal client and task
+        # The signature api/main.py builds it with. The gateway holds the caller's Temporal client and task
         # queue; `store` is unused now (the dispatcher's activity reads the read model, later and fresher).
         self._client: Client = gateway.client
         self._task_queue: str = gateway.task_queue

@@ -1,4 +1,5 @@
-"""The API's way to orders: start workflows, send them updates, query them, fall back to the read model."""
+"""The way to orders for every edge (API, CLI, webhooks, schedules): start workflows, send them updates,
+query them, fall back to the read model. Failures are app.errors, never HTTP answers."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -25,9 +27,19 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import TEMPORAL_NOT_NOW, Conflict, NotFound, ServiceBusy, whole_seconds
+from app.errors import TEMPORAL_NOT_NOW, Busy, CommandRefused, InvalidField, OrderNotFound, whole_seconds
 from core.config import Settings
-from domain.models import ConfirmPayment, OrderView, PlaceOrder, RestockCheck, StartOrder
+from domain.models import (
+    CancelOrder,
+    ConfirmPayment,
+    ConfirmReceipt,
+    ConfirmShipment,
+    OrderView,
+    PlaceOrder,
+    RestockCheck,
+    StartOrder,
+    TrackingUpdate,
+)
 from domain.operator import ACTION_COMMANDS, OperatorAction
 from domain.restock import order_workflow_id
 from domain.transitions import Command, refusal
@@ -35,6 +47,9 @@ from services.orders import OrderStore
 from workflows.order import OrderWorkflow
 
 log = structlog.get_logger(__name__)
+
+# A carrier's clock or time zone may be off by hours, never by days: later than this is a typo or a bug.
+TRACKING_CLOCK_SKEW = timedelta(days=1)
 
 
 def new_order_id() -> str:
@@ -125,7 +140,7 @@ class OrderGateway:
         order_id, created = await run_in_threadpool(
             self._store.claim_key, order.channel.value, order.channel_order_id, new_order_id()
         )
-        busy = ServiceBusy(
+        busy = Busy(
             f"the order service is busy: order {order_id} ({order.channel} {order.channel_order_id}) is "
             f"recorded but its placement was not confirmed within {whole_seconds(self._wait)} s; retry in "
             f"{self._retry} s. Repeating the same request is safe: it returns this order, never a second "
@@ -202,7 +217,7 @@ class OrderGateway:
         try:
             return await self._lookup(order_id)
         except _NoAnswer as exc:
-            raise ServiceBusy(
+            raise Busy(
                 f"the order service is busy and order {order_id} has no saved copy yet; "
                 f"retry in {self._retry} s",
                 self._retry,
@@ -211,18 +226,42 @@ class OrderGateway:
     async def get(self, order_id: str) -> Answer:
         found = await self.find(order_id)
         if found is None:
-            raise NotFound(f"order {order_id}")
+            raise OrderNotFound(order_id)
         return found
 
     # ------------------------------------------------------------------ commands
     async def pay(self, order_id: str, payment: ConfirmPayment, key: str | None = None) -> Answer:
         try:
             return await self.command(order_id, OrderWorkflow.pay, payment, Command.PAY, key)
-        except Conflict:
+        except CommandRefused:
             found = await self.get(order_id)
             if found.view.payment and found.view.payment.payment_id == payment.payment_id:
                 return found  # a duplicate of the payment that paid this (now closed) order
             raise
+
+    async def ship(self, order_id: str, shipment: ConfirmShipment, key: str | None = None) -> Answer:
+        return await self.command(order_id, OrderWorkflow.ship, shipment, Command.SHIP, key)
+
+    async def track(
+        self, order_id: str, update: TrackingUpdate, key: str | None = None, now: datetime | None = None
+    ) -> Answer:
+        """A carrier event; one dated more than TRACKING_CLOCK_SKEW ahead of `now` is InvalidField."""
+        if update.at > (now or datetime.now(UTC)) + TRACKING_CLOCK_SKEW:
+            raise InvalidField(
+                "at",
+                f"{update.at.isoformat()} is more than a day in the future; send the time the carrier "
+                "scanned the parcel, with its UTC offset (e.g. 2026-05-04T14:30:00+08:00)",
+            )
+        command = Command.DELIVER if update.status == "delivered" else Command.IN_TRANSIT
+        return await self.command(order_id, OrderWorkflow.track, update, command, key)
+
+    async def confirm_receipt(self, order_id: str, key: str | None = None) -> Answer:
+        return await self.command(
+            order_id, OrderWorkflow.confirm_receipt, ConfirmReceipt(), Command.CONFIRM_RECEIPT, key
+        )
+
+    async def cancel(self, order_id: str, request: CancelOrder, key: str | None = None) -> Answer:
+        return await self.command(order_id, OrderWorkflow.cancel, request, Command.CANCEL, key)
 
     async def restock(self, order_id: str) -> OrderView:
         answer = await self.command(order_id, OrderWorkflow.restock, RestockCheck(), Command.RESTOCKED)
@@ -239,13 +278,13 @@ class OrderGateway:
     async def command(
         self, order_id: str, update: Any, arg: Any, command: Command, key: str | None = None
     ) -> Answer:
-        """Send an update; a refusal or a closed order becomes Conflict with the reason. `key` (the
+        """Send an update; a refusal or a closed order becomes CommandRefused with the reason. `key` (the
         caller's Idempotency-Key) names the update, so Temporal answers a repeat with the first outcome.
 
-        Not accepted within the bound: ServiceBusy (503). Accepted but not finished: the read model's
-        copy, marked unfinished (202)."""
+        Not accepted within the bound: Busy. Accepted but not finished: the read model's copy, marked
+        unfinished."""
         if not await run_in_threadpool(self._store.known, order_id):
-            raise NotFound(f"order {order_id}")
+            raise OrderNotFound(order_id)
         # The workflow lists an accepted command in `pending` under its update's name (the action's for
         # operator actions).
         name = arg.action.value if isinstance(arg, OperatorAction) else update.__name__
@@ -270,18 +309,18 @@ class OrderGateway:
         except WorkflowUpdateFailedError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError):
-                raise Conflict(cause.message) from err
+                raise CommandRefused(cause.message) from err
             raise
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:
                 raise
         closed = await self._saved(order_id)
         if closed is None:
-            raise NotFound(f"order {order_id}")
-        raise Conflict(refusal(closed.status, command) or f"the order is {closed.status}")
+            raise OrderNotFound(order_id)
+        raise CommandRefused(refusal(closed.status, command) or f"the order is {closed.status}")
 
-    def _busy(self, order_id: str, command: Command) -> ServiceBusy:
-        return ServiceBusy(
+    def _busy(self, order_id: str, command: Command) -> Busy:
+        return Busy(
             f"the order service is busy: order {order_id} did not take the {command.value} command within "
             f"{whole_seconds(self._wait)} s; retry in {self._retry} s. The command is safe to repeat: it may "
             "still be carried out when the service catches up, and a repeat then answers with the order "
