@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from domain.codes import COUNTRIES, CURRENCY_EXPONENTS
+from domain.identifiers import Identifier, Sku, sku_key
 from domain.policy import OrderPolicy
 
 
@@ -89,7 +90,6 @@ CountryCode = Annotated[
 CurrencyCode = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True), AfterValidator(_currency)
 ]
-Sku = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")]
 Email = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
@@ -132,7 +132,8 @@ class PlaceOrder(Model):
     """A new order as a channel hands it over (POST /orders)."""
 
     channel: Channel
-    channel_order_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    # Normalised (domain.identifiers): NFC, NFD, fullwidth and zero-width variants are one order.
+    channel_order_id: Annotated[Identifier, StringConstraints(min_length=1, max_length=100)]
     customer: Customer
     shipping_address: Address
     lines: Annotated[list[OrderLine], Field(min_length=1, max_length=100)]
@@ -141,11 +142,17 @@ class PlaceOrder(Model):
 
     @model_validator(mode="after")
     def _lines_are_consistent(self) -> PlaceOrder:
-        seen: set[str] = set()
+        seen: dict[str, str] = {}  # sku_key -> the SKU as first written
         for index, line in enumerate(self.lines):
-            if line.sku in seen:
+            first = seen.get(sku_key(line.sku))
+            if first == line.sku:
                 raise ValueError(f"lines[{index}].sku: '{line.sku}' appears twice; merge the lines")
-            seen.add(line.sku)
+            if first is not None:
+                raise ValueError(
+                    f"lines[{index}].sku: '{line.sku}' and '{first}' differ only in case, which makes "
+                    "them one item (SKUs are compared without case); write it one way and merge the lines"
+                )
+            seen[sku_key(line.sku)] = line.sku
             if decimal_places(line.unit_price) > minor_digits(self.currency):
                 raise ValueError(
                     f"lines[{index}].unit_price: {line.unit_price} has more decimals than "

@@ -10,26 +10,36 @@ constraint on_hand >= locked + reserved is the last line of defence against over
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Engine, case, func, update
+from sqlalchemy import Engine, Row, case, func, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from domain.allocation import AllocationPlan, AllocationRule, allocate
 from domain.effects import Reservation, StockLevel, StockLock
+from domain.identifiers import sku_key
 from domain.models import OrderLine
 from services.db import transaction
 from services.tables import LowStockEvent, Stock, StockAllocation, StockMove, utcnow
-from services.warehouses import WarehouseService
+from services.warehouses import BadCsv, CsvRow, WarehouseService
 
 # How often an allocation is recomputed when a concurrent order took the stock its plan counted on.
 _ALLOCATION_ATTEMPTS = 5
+# Rows per statement of a CSV import: (warehouse, sku) pairs are two bind parameters each, far below
+# PostgreSQL's 65 535 and SQLite's 32 766.
+IMPORT_BATCH = 1_000
 _CLOSES = {"lock": ("release", "ship"), "reserve": ("unreserve", "lock_from_reserve")}
 
 
 class StockConflict(Exception):
     """A stock change that would break on_hand >= locked + reserved."""
+
+
+class SkuSpelling(StockConflict):
+    """A SKU the stock already holds spelled in another case: one item, not two."""
 
 
 class _Lost(Exception):
@@ -85,6 +95,98 @@ def _move(lock: StockMove, kind: str) -> StockMove:
     )
 
 
+def _lock_batch(session: Session, batch: Sequence[CsvRow]) -> dict[tuple[str, str], Row[Any]]:
+    """The stock rows of a batch of an import, locked. Two IN lists rather than a row-value IN, which
+    PostgreSQL answers with a scan: ix_stock_sku finds the SKUs, other warehouses' rows are dropped."""
+    wanted = {(row.warehouse, row.sku) for row in batch}
+    query = (
+        select(Stock.warehouse, Stock.sku, Stock.on_hand, Stock.locked, Stock.reserved, Stock.safety_stock)
+        .where(col(Stock.sku).in_(sorted({sku for _, sku in wanted})))
+        .where(col(Stock.warehouse).in_(sorted({warehouse for warehouse, _ in wanted})))
+        .order_by(col(Stock.warehouse), col(Stock.sku))
+        .with_for_update()
+    )
+    return {(r.warehouse, r.sku): r for r in session.execute(query).all() if (r.warehouse, r.sku) in wanted}
+
+
+def _open_events(session: Session, batch: Sequence[CsvRow]) -> dict[tuple[str, str], int | None]:
+    """The open low-stock events of a batch of an import, by (warehouse, sku)."""
+    wanted = {(row.warehouse, row.sku) for row in batch}
+    query = select(LowStockEvent.id, LowStockEvent.warehouse, LowStockEvent.sku).where(
+        col(LowStockEvent.sku).in_(sorted({sku for _, sku in wanted})),
+        col(LowStockEvent.resolved_at).is_(None),
+    )
+    return {
+        (e.warehouse, e.sku): e.id for e in session.execute(query).all() if (e.warehouse, e.sku) in wanted
+    }
+
+
+def _refuse_another_spelling(session: Session, sku: str) -> None:
+    """A new stock row for "abc-1" when "ABC-1" is stocked: refused (domain.identifiers)."""
+    query = select(Stock.sku).where(func.lower(Stock.sku) == sku.lower(), col(Stock.sku) != sku)
+    stocked = session.exec(query.limit(1)).first()
+    if stocked is not None:
+        raise SkuSpelling(
+            f"{sku} is stocked as {stocked}: SKUs that differ only in case are one item, so set the "
+            f"stock of {stocked} (or rename it everywhere first)"
+        )
+
+
+@dataclass
+class _ImportPlan:
+    """What an import writes, row by row in (warehouse, sku) order, and the SKUs whose stock grew."""
+
+    grown: set[str] = field(default_factory=set)
+    rows: list[tuple[bool, dict[str, Any]]] = field(default_factory=list)  # (new?, values)
+    levels: list[tuple[int, int]] = field(default_factory=list)  # (available, safety stock) after
+    at: datetime = field(default_factory=utcnow)
+
+    def add(self, row: CsvRow, old: Row[Any] | None) -> None:
+        values: dict[str, Any] = {"warehouse": row.warehouse, "sku": row.sku, "on_hand": row.on_hand}
+        values["updated_at"] = self.at
+        if old is None:
+            values |= {"locked": 0, "reserved": 0, "safety_stock": row.safety_stock or 0}
+            self.rows.append((True, values))
+            self.levels.append((row.on_hand, values["safety_stock"]))
+            if row.on_hand > 0:
+                self.grown.add(row.sku)
+            return
+        if row.on_hand < old.locked + old.reserved:
+            raise StockConflict(
+                f"line {row.line}: on_hand {row.on_hand} is below what orders hold: {old.locked} locked "
+                f"and {old.reserved} reserved in {row.warehouse} for {row.sku}; nothing was imported"
+            )
+        if row.on_hand > old.on_hand:
+            self.grown.add(row.sku)
+        values["safety_stock"] = old.safety_stock if row.safety_stock is None else row.safety_stock
+        self.rows.append((False, values))
+        self.levels.append((row.on_hand - old.locked - old.reserved, values["safety_stock"]))
+
+    def write(
+        self, session: Session, start: int, end: int, opened: dict[tuple[str, str], int | None]
+    ) -> None:
+        """Rows start..end: one INSERT, one UPDATE, and the low-stock events they open or close."""
+        rows, levels = self.rows[start:end], self.levels[start:end]
+        if inserts := [values for new, values in rows if new]:
+            session.execute(insert(Stock), inserts)
+        if updates := [values for new, values in rows if not new]:
+            session.execute(update(Stock), updates)
+        events, recovered = [], []
+        for (_, values), (available, safety) in zip(rows, levels, strict=True):
+            key = (values["warehouse"], values["sku"])
+            if available < safety and key not in opened:
+                events.append(
+                    {"warehouse": key[0], "sku": key[1], "available": available, "safety_stock": safety}
+                )
+            elif available >= safety and opened.get(key) is not None:
+                recovered.append(opened[key])
+        if events:
+            session.execute(insert(LowStockEvent), [e | {"at": self.at} for e in events])
+        if recovered:
+            query = update(LowStockEvent).where(col(LowStockEvent.id).in_(recovered))
+            session.execute(query.values(resolved_at=self.at))
+
+
 class InventoryService:
     def __init__(
         self,
@@ -134,6 +236,7 @@ class InventoryService:
             )
             row = session.get(Stock, (warehouse, sku), populate_existing=True)
             if row is None:
+                _refuse_another_spelling(session, sku)
                 row = Stock(warehouse=warehouse, sku=sku, on_hand=on_hand, safety_stock=safety_stock or 0)
                 session.add(row)
             elif result.rowcount == 0:  # type: ignore[attr-defined]
@@ -145,36 +248,54 @@ class InventoryService:
             self._watch_safety_stock(session, [(warehouse, sku)])
             return _level(row)
 
-    def import_counts(self, rows: list[tuple[str, str, int, int | None]]) -> list[str]:
+    def import_counts(self, rows: Sequence[CsvRow]) -> list[str]:
         """Set many counts at once, all or nothing; returns the SKUs whose available stock grew.
 
-        Raises StockConflict naming the first row that would leave less than orders hold.
+        One transaction in bounded statements: the rows are read (SELECT ... FOR UPDATE, in
+        (warehouse, sku) order) and checked IMPORT_BATCH at a time before anything is written, then
+        written with one INSERT and one UPDATE per batch. No statement carries more than a few
+        thousand bind parameters, whatever the file's size, and reading before writing keeps the
+        planner's view of the table as it was (rows inserted by this transaction are not analysed).
+
+        Raises BadCsv naming the line of a row for a warehouse nobody registered or a SKU the stock
+        already spells in another case, and StockConflict naming the line of the first row that would
+        leave less than orders hold; nothing is imported then.
         """
-        grown: set[str] = set()
+        known = self._warehouses.codes()
+        for row in rows:
+            if row.warehouse not in known:
+                raise BadCsv(
+                    f"line {row.line}, column warehouse: no warehouse {row.warehouse!r} is registered; "
+                    f"describe it first (PUT /warehouses/{row.warehouse}); nothing was imported"
+                )
+        ordered = sorted(rows, key=lambda r: (r.warehouse, r.sku))  # one lock order for every writer
+        batches = [ordered[start : start + IMPORT_BATCH] for start in range(0, len(ordered), IMPORT_BATCH)]
         with transaction(self._engine) as session:
-            _lock_rows(session, skus={sku for _, sku, _, _ in rows})
-            for number, (warehouse, sku, on_hand, safety) in enumerate(rows, start=1):
-                row = session.get(Stock, (warehouse, sku), populate_existing=True)
-                if row is None:
-                    session.add(
-                        Stock(warehouse=warehouse, sku=sku, on_hand=on_hand, safety_stock=safety or 0)
-                    )
-                    if on_hand > 0:
-                        grown.add(sku)
-                    continue
-                if on_hand < row.locked + row.reserved:
-                    raise StockConflict(
-                        f"row {number}: on_hand {on_hand} is below what orders hold: {row.locked} locked "
-                        f"and {row.reserved} reserved in {warehouse} for {sku}; nothing was imported"
-                    )
-                if on_hand > row.on_hand:
-                    grown.add(sku)
-                row.on_hand, row.updated_at = on_hand, utcnow()
-                if safety is not None:
-                    row.safety_stock = safety
-            session.flush()
-            self._watch_safety_stock(session, [(w, s) for w, s, _, _ in rows])
-        return sorted(grown)
+            self._refuse_other_spellings(session, rows)
+            current: dict[tuple[str, str], Row[Any]] = {}
+            opened: dict[tuple[str, str], int | None] = {}
+            for batch in batches:
+                current |= _lock_batch(session, batch)
+                opened |= _open_events(session, batch)
+            plan = _ImportPlan()
+            for row in ordered:
+                plan.add(row, current.get((row.warehouse, row.sku)))
+            for start in range(0, len(ordered), IMPORT_BATCH):
+                plan.write(session, start, start + IMPORT_BATCH, opened)
+        return sorted(plan.grown)
+
+    @staticmethod
+    def _refuse_other_spellings(session: Session, rows: Sequence[CsvRow]) -> None:
+        """A SKU the stock already holds in another case ("abc-1" when "ABC-1" is stocked) is one item
+        written two ways: refused, so no warehouse counts it twice (domain.identifiers)."""
+        catalog = {sku_key(sku): sku for sku in session.exec(select(Stock.sku).distinct()).all()}
+        for row in rows:
+            stocked = catalog.get(sku_key(row.sku), row.sku)
+            if stocked != row.sku:
+                raise BadCsv(
+                    f"line {row.line}, column sku: {row.sku!r} is stocked as {stocked!r}; SKUs that "
+                    f"differ only in case are one item, so write it {stocked!r}; nothing was imported"
+                )
 
     def sellable(self, sku: str | None = None) -> dict[str, int]:
         """Units a channel may list per SKU: available above safety stock, summed over warehouses."""

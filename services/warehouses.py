@@ -5,16 +5,23 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
+from typing import NamedTuple
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from domain.allocation import DEFAULT_RULES, AllocationRule, ShippingOption, WarehouseInfo
+from domain.identifiers import MAX_STOCK_COUNT, SKU_MAX_LENGTH, WAREHOUSE_CODE_MAX_LENGTH, sku_key
 from domain.regions import Region
+from domain.stock import StockRow
 from services.db import transaction
 from services.tables import Stock, Warehouse, utcnow
 
 STOCK_CSV_COLUMNS = ("warehouse", "sku", "on_hand", "locked", "reserved", "available", "safety_stock")
+# What a spreadsheet takes for the start of a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 class BadCsv(ValueError):
@@ -87,6 +94,11 @@ class WarehouseService:
             registered.setdefault(code, unregistered(code))
         return [registered[code] for code in sorted(registered)]
 
+    def codes(self) -> set[str]:
+        """The codes of every registered warehouse."""
+        with Session(self._engine) as session:
+            return set(session.exec(select(Warehouse.code)).all())
+
     # ------------------------------------------------------------------ CSV
     def export_stock_csv(self) -> str:
         out = io.StringIO()
@@ -97,8 +109,8 @@ class WarehouseService:
                 available = row.on_hand - row.locked - row.reserved
                 writer.writerow(
                     [
-                        row.warehouse,
-                        row.sku,
+                        spreadsheet_safe(row.warehouse),
+                        spreadsheet_safe(row.sku),
                         row.on_hand,
                         row.locked,
                         row.reserved,
@@ -109,37 +121,97 @@ class WarehouseService:
         return out.getvalue()
 
 
-def parse_stock_csv(text: str) -> list[tuple[str, str, int, int | None]]:
-    """Rows of (warehouse, sku, on_hand, safety_stock) from a CSV with at least warehouse, sku, on_hand.
+def spreadsheet_safe(cell: str) -> str:
+    """A text cell a spreadsheet shows as text: one starting with = + - @, tab or CR gets a leading
+    single quote (OWASP, CSV injection), so "=HYPERLINK(...)" is not run as a formula. Today's codes
+    cannot start so; rows written before the patterns were enforced on import still can."""
+    return f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell
+
+
+class CsvRow(NamedTuple):
+    """A validated row of a stock CSV and the line it came from (for messages)."""
+
+    line: int
+    warehouse: str
+    sku: str
+    on_hand: int
+    safety_stock: int | None
+
+
+def parse_stock_csv(text: str) -> list[CsvRow]:
+    """Rows of a CSV with at least warehouse, sku and on_hand (safety_stock optional), each checked
+    exactly as PUT /inventory checks its input (domain.stock.StockRow).
 
     Extra columns (an export's locked, reserved, available) are ignored, so an export can be edited
-    and imported back. Every problem is reported with its line number before anything is imported.
+    and imported back. The first problem is reported with its line and column before anything is
+    imported; the same (warehouse, SKU) twice is refused, as it would leave the count ambiguous.
     """
     if "\x00" in text:
         raise BadCsv("the file contains NUL characters; is it really a CSV text file?")
     try:
-        return _parse_rows(csv.DictReader(io.StringIO(text)))
+        return _parse_rows(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
     except csv.Error as exc:
         raise BadCsv(f"not a readable CSV: {exc}") from None
 
 
-def _parse_rows(reader: csv.DictReader[str]) -> list[tuple[str, str, int, int | None]]:
-    missing = {"warehouse", "sku", "on_hand"} - set(reader.fieldnames or ())
+def _parse_rows(reader: csv.DictReader[str]) -> list[CsvRow]:
+    header = [name.strip() for name in reader.fieldnames or ()]
+    missing = {"warehouse", "sku", "on_hand"} - set(header)
     if missing:
         raise BadCsv(f"header: missing column(s) {', '.join(sorted(missing))}")
-    rows: list[tuple[str, str, int, int | None]] = []
+    reader.fieldnames = header
+    rows: list[CsvRow] = []
+    first_line: dict[tuple[str, str], int] = {}
+    spelling: dict[str, tuple[str, int]] = {}  # sku_key -> the SKU as first written, and its line
     for record in reader:
         number = reader.line_num  # the physical line, also after blank lines
-        warehouse, sku = (record.get("warehouse") or "").strip(), (record.get("sku") or "").strip()
-        if not warehouse or not sku:
+        if record.get("on_hand") is None:  # the row is shorter than the header
+            raise BadCsv(f"line {number}, column on_hand: missing; the row has fewer cells than the header")
+        cells = {name: (record.get(name) or "").strip() for name in _COLUMNS}
+        if not cells["warehouse"] or not cells["sku"]:
             raise BadCsv(f"line {number}: warehouse and sku are required")
         try:
-            on_hand = int(record["on_hand"])
-            raw_safety = (record.get("safety_stock") or "").strip()
-            safety = int(raw_safety) if raw_safety else None
-        except (TypeError, ValueError):  # TypeError: the row is shorter than the header
-            raise BadCsv(f"line {number}: on_hand and safety_stock must be whole numbers") from None
-        if on_hand < 0 or (safety is not None and safety < 0):
-            raise BadCsv(f"line {number}: on_hand and safety_stock cannot be negative")
-        rows.append((warehouse, sku, on_hand, safety))
+            row = StockRow.model_validate({**cells, "safety_stock": cells["safety_stock"] or None})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            column = str(error["loc"][0]) if error["loc"] else "row"
+            raise BadCsv(f"line {number}, column {column}: {_say(column, error)}") from None
+        if (earlier := first_line.setdefault((row.warehouse, row.sku), number)) != number:
+            raise BadCsv(
+                f"line {number}: {row.warehouse} {row.sku} is also on line {earlier}; keep one of the two"
+            )
+        spelled, line = spelling.setdefault(sku_key(row.sku), (row.sku, number))
+        if spelled != row.sku:
+            raise BadCsv(
+                f"line {number}, column sku: {row.sku!r} and {spelled!r} (line {line}) differ only in "
+                "case, which makes them one item; write the SKU one way"
+            )
+        rows.append(CsvRow(number, row.warehouse, row.sku, row.on_hand, row.safety_stock))
     return rows
+
+
+_COLUMNS = ("warehouse", "sku", "on_hand", "safety_stock")
+_RULES = {
+    "warehouse": (
+        f"a warehouse code is 1-{WAREHOUSE_CODE_MAX_LENGTH} letters, digits, _ or -, starting with a "
+        "letter or digit"
+    ),
+    "sku": (
+        f"a SKU is 1-{SKU_MAX_LENGTH} letters, digits, . _ / or -, starting with a letter or digit "
+        "(a leading = + - @ would make a spreadsheet run it as a formula)"
+    ),
+}
+
+
+def _say(column: str, error: ErrorDetails) -> str:
+    """A pydantic error as a person reads it, with what the column takes."""
+    value = error.get("input")
+    if error["type"] == "string_pattern_mismatch" and column in _RULES:
+        return f"{value!r} is not allowed: {_RULES[column]}"
+    if error["type"] == "greater_than_equal":
+        return f"{value} cannot be negative"
+    if error["type"] == "less_than_equal":
+        return f"{value} is more than {MAX_STOCK_COUNT:,} (the most a stock row counts)"
+    if error["type"] == "value_error":
+        return f"{value!r} {str(error['msg']).removeprefix('Value error, ')}"
+    return str(error["msg"])

@@ -5,28 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Inventory, Reader, Restocker, Warehouses, Writer
 from api.errors import NotFound, UnprocessableField
+from api.guard import CSV_BODY_LIMIT
 from domain.effects import StockLevel
+from domain.identifiers import SKU_PATTERN, WAREHOUSE_CODE_PATTERN, normalise_identifier
+from domain.stock import SetStock
 from services.warehouses import BadCsv, parse_stock_csv
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
-WarehouseCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
-SkuCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-SkuQuery = Annotated[str | None, Query(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-
-
-class SetStock(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    on_hand: Annotated[int, Field(ge=0, le=10_000_000)]
-    safety_stock: Annotated[int, Field(ge=0, le=10_000_000)] | None = None
-
+# The patterns of domain.identifiers, as URL parameters ({sku:path}: a SKU may hold "/").
+Normalised = BeforeValidator(normalise_identifier)
+WarehouseCode = Annotated[str, Normalised, Path(pattern=WAREHOUSE_CODE_PATTERN)]
+SkuCode = Annotated[str, Normalised, Path(pattern=SKU_PATTERN)]
+SkuQuery = Annotated[str | None, Normalised, Query(pattern=SKU_PATTERN)]
+# Restock signals carry at most this many SKUs each, well under Temporal's payload limit.
+SWEEP_CHUNK = 5_000
 
 class ImportResult(BaseModel):
     rows: int
@@ -73,7 +73,7 @@ async def export_csv(_: Reader, warehouses: Warehouses) -> CsvResponse:
     return CsvResponse(await run_in_threadpool(warehouses.export_stock_csv))
 
 
-@router.post("/import", response_model=ImportResult)
+@router.post("/import", response_model=ImportResult, max_body_size=CSV_BODY_LIMIT)
 async def import_csv(
     request: Request,
     _: Writer,
@@ -83,31 +83,46 @@ async def import_csv(
 ) -> ImportResult:
     """Set counts from a CSV (an edited export works); all rows are checked before any is applied.
 
+    Each row is checked as PUT /inventory checks its input; a bad row, a warehouse nobody registered
+    or a SKU stocked in another case is 422 naming the line and column; 409 when a count is below what
+    orders hold; 413 over the size limit. All rows or none are applied.
+
     SKUs whose stock grew are handed to the restock dispatcher, which wakes their waiting orders.
     """
     try:
-        rows = parse_stock_csv(csv_text)
+        rows = await run_in_threadpool(parse_stock_csv, csv_text)
+        grown = await run_in_threadpool(inventory.import_counts, rows)
     except BadCsv as exc:
         raise UnprocessableField("csv", str(exc)) from exc
-    grown = await run_in_threadpool(inventory.import_counts, rows)
-    await restocker.sweep(grown)
+    for start in range(0, len(grown), SWEEP_CHUNK):
+        await restocker.sweep(grown[start : start + SWEEP_CHUNK])
     return ImportResult(rows=len(rows), restocked_skus=grown)
 
 
-@router.put("/{warehouse}/{sku}", response_model=StockLevel)
+@router.put("/{warehouse}/{sku:path}", response_model=StockLevel)
 async def set_stock(
     warehouse: WarehouseCode,
     sku: SkuCode,
     body: SetStock,
     _: Writer,
     inventory: Inventory,
+    warehouses: Warehouses,
     restocker: Restocker,
 ) -> StockLevel:
     """Set the counted quantity on hand (and safety stock); refused (409) below what orders hold.
 
+    The warehouse must be registered (404 otherwise: PUT /warehouses/{code} first), so stock never
+    ships from somewhere with no address or costs. A SKU stocked in another case is refused (409).
+
     More stock than before is handed to the restock dispatcher (a Temporal workflow) before the answer:
     it wakes the orders waiting for this SKU, highest priority first.
     """
+    if await run_in_threadpool(warehouses.get, warehouse) is None:
+        raise HTTPException(
+            status_code=404,
+            detail=f"warehouse {warehouse} is not registered: describe it first with PUT /warehouses/"
+            f"{warehouse} (its country and shipping costs), then set its stock",
+        )
     before = await run_in_threadpool(inventory.get, warehouse, sku)
     level = await run_in_threadpool(inventory.set_on_hand, warehouse, sku, body.on_hand, body.safety_stock)
     if level.available > (before.available if before else 0):
@@ -115,7 +130,7 @@ async def set_stock(
     return level
 
 
-@router.get("/{warehouse}/{sku}", response_model=StockLevel)
+@router.get("/{warehouse}/{sku:path}", response_model=StockLevel)
 async def get_stock(warehouse: WarehouseCode, sku: SkuCode, _: Reader, inventory: Inventory) -> StockLevel:
     """On hand, locked, reserved, available and safety stock."""
     level = await run_in_threadpool(inventory.get, warehouse, sku)

@@ -14,6 +14,7 @@ from core.config import Settings
 from domain.access import Role
 from services.auth import ApiKeyService
 from tests.support.temporal import make_settings, running_worker
+from tests.support.warehouses import EVERYWHERE
 
 
 @pytest.fixture
@@ -44,6 +45,9 @@ async def api(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> Asyn
 
 
 async def _stock(client: httpx.AsyncClient, _: Settings) -> None:
+    for code in ("WH-SZ", "WH-LA"):
+        registered = await client.put(f"/warehouses/{code}", json=EVERYWHERE)
+        assert registered.status_code == 200, registered.text
     for sku, on_hand in (("CASE-IP15", 10), ("USB-C-1M", 10)):
         response = await client.put(f"/inventory/WH-SZ/{sku}", json={"on_hand": on_hand})
         assert response.status_code == 200, response.text

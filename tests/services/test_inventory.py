@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, inspect, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -20,8 +20,9 @@ from domain.allocation import AllocationPlan, StockShortage
 from domain.effects import StockLevel
 from domain.models import OrderLine, Part, PartLine
 from services.db import transaction
-from services.inventory import InventoryService, StockConflict
+from services.inventory import InventoryService, SkuSpelling, StockConflict
 from services.tables import Stock, StockAllocation, StockMove
+from services.warehouses import BadCsv, WarehouseService, parse_stock_csv, unregistered
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -671,3 +672,70 @@ def test_a_lock_moved_back_to_its_first_warehouse_is_a_new_generation(
         (2, "WH-1"),
     ]
     assert inventory.release_order("ord_1") == 2
+
+
+# -------------------------------------------------------------- CSV import at scale, SKU spelling, index
+def stock_csv(rows: int, on_hand: int = 5, warehouse: str = "WH-BIG") -> str:
+    return "warehouse,sku,on_hand\n" + "".join(f"{warehouse},SKU-{i:06d},{on_hand}\n" for i in range(rows))
+
+
+def test_an_import_over_the_bind_parameter_limit_lands_whole_or_not_at_all(engine: Engine) -> None:
+    warehouses = WarehouseService(engine)
+    warehouses.upsert(unregistered("WH-BIG"))
+    inventory = InventoryService(engine, warehouses)
+    rows = 70_000  # more than PostgreSQL's 65 535 bind parameters in one statement
+
+    grown = inventory.import_counts(parse_stock_csv(stock_csv(rows)))
+
+    assert len(grown) == rows
+    assert sum(inventory.sellable().values()) == 5 * rows
+    inventory.lock_order("ord_1", [line("SKU-069999", 5)], "DE")
+    recount = stock_csv(rows, on_hand=9)  # every row grows, but the last one is below what ord_1 holds
+    recount = recount.replace("WH-BIG,SKU-069999,9\n", "WH-BIG,SKU-069999,4\n")
+    with pytest.raises(StockConflict, match=r"^line 70001: on_hand 4 is below what orders hold: 5 locked"):
+        inventory.import_counts(parse_stock_csv(recount))
+    assert sum(inventory.sellable().values()) == 5 * (rows - 1)  # not one row of the refused file applied
+
+
+def test_an_import_opens_and_closes_low_stock_events_like_a_recount(engine: Engine) -> None:
+    warehouses = WarehouseService(engine)
+    warehouses.upsert(unregistered("WH-BIG"))
+    inventory = InventoryService(engine, warehouses)
+    inventory.import_counts(
+        parse_stock_csv("warehouse,sku,on_hand,safety_stock\nWH-BIG,A,1,3\nWH-BIG,B,5,3\n")
+    )
+    assert [(e.sku, e.available, e.resolved_at) for e in inventory.low_stock()] == [("A", 1, None)]
+
+    inventory.import_counts(parse_stock_csv("warehouse,sku,on_hand\nWH-BIG,A,4\nWH-BIG,B,2\n"))
+
+    assert [(e.sku, e.available) for e in inventory.low_stock()] == [("B", 2)]
+    assert [e.sku for e in inventory.low_stock(open_only=False) if e.resolved_at] == ["A"]
+
+
+def test_an_import_into_a_warehouse_nobody_registered_is_refused_naming_the_line(engine: Engine) -> None:
+    inventory = InventoryService(engine)
+    with pytest.raises(BadCsv, match=r"^line 2, column warehouse: no warehouse 'WH-GHOST' is registered"):
+        inventory.import_counts(parse_stock_csv("warehouse,sku,on_hand\nWH-GHOST,A,1\n"))
+    assert inventory.levels() == []
+
+
+def test_a_sku_stocked_in_one_case_is_refused_in_another(engine: Engine) -> None:
+    warehouses = WarehouseService(engine)
+    warehouses.upsert(unregistered("WH-2"))
+    inventory = InventoryService(engine, warehouses)
+    inventory.set_on_hand("WH-1", "MUG-Blue", 5)
+
+    with pytest.raises(SkuSpelling, match="MUG-BLUE is stocked as MUG-Blue"):
+        inventory.set_on_hand("WH-2", "MUG-BLUE", 5)
+    with pytest.raises(BadCsv, match=r"^line 2, column sku: 'mug-blue' is stocked as 'MUG-Blue'"):
+        inventory.import_counts(parse_stock_csv("warehouse,sku,on_hand\nWH-2,mug-blue,5\n"))
+
+    assert inventory.set_on_hand("WH-2", "MUG-Blue", 3).on_hand == 3  # the stocked spelling is fine
+    assert [(s.warehouse, s.sku) for s in inventory.levels()] == [("WH-1", "MUG-Blue"), ("WH-2", "MUG-Blue")]
+
+
+def test_stock_is_indexed_by_sku_after_migrating(engine: Engine) -> None:
+    indexes = inspect(engine).get_indexes("stock")
+    assert {"name": "ix_stock_sku", "columns": ["sku"]} in [
+        {"name": i["name"], "columns": i["column_names"]} for i in indexes
+    ]

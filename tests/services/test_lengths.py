@@ -62,7 +62,7 @@ from services.orders import OrderStore
 from services.payments import PaymentService, refund_id
 from services.shipments import ShipmentService
 from services.tables import OrderEventRow, OrderRow, StockMove
-from services.warehouses import BadCsv, WarehouseService, parse_stock_csv
+from services.warehouses import BadCsv, WarehouseService, parse_stock_csv, unregistered
 from workflows.parcels import Parcels
 
 ROOT = Path(__file__).resolve().parents[2]  # the project: workflows/ is read as source below
@@ -242,9 +242,13 @@ NOT_IN_A_BOUNDED_COLUMN: dict[str, str] = {
     "ActionParams.carrier": "audit_log.params, orders.view (JSON)",
     "ActionParams.tracking_number": "audit_log.params, orders.view (JSON)",
     "ActionParams.text": "audit_log.params (JSON), order_events.detail (text)",
+    "ActionParams.customer_message": "audit_log.params (JSON), notifications.body_text (text)",
+    "CancelOrder.customer_message": "orders.view (JSON), notifications.body_text (text)",
     "BatchActionRequest.order_ids[]": "finds the orders",
     "path order_id": "finds the order",
     "WarehouseIn.shipping{key}": "warehouses.shipping (JSON)",
+    # Each row is a domain.stock.StockRow (SetStock's bounds, the path patterns): see below.
+    "body /inventory/import csv_text": "rows checked as StockRow (test_a_csv_import_refuses_...)",
     "Shipping.cost": "warehouses.shipping (JSON)",
     "Shipping.days": "warehouses.shipping (JSON)",
 }
@@ -263,9 +267,7 @@ VALIDATED: dict[str, dict[str, Any]] = {
 }
 
 # Known mismatches owned elsewhere; each has an xfail test below.
-KNOWN_MISMATCHES: dict[str, str] = {
-    "body /inventory/import csv_text": "rows land in stock.* unchecked (test_a_csv_import_refuses_...)",
-}
+KNOWN_MISMATCHES: dict[str, str] = {}
 
 # PostgreSQL's ranges (SQLite's INTEGER is always 64-bit).
 INTEGER_RANGE = {
@@ -707,12 +709,36 @@ def test_every_message_about_the_longest_order_fits_the_outbox(engine: Engine) -
     assert len(written) == len(LANGUAGES) * 2
 
 
-@pytest.mark.xfail(reason="CSV import checks neither code lengths nor the INTEGER range (owned elsewhere)")
-def test_a_csv_import_refuses_what_the_stock_table_cannot_hold(engine: Engine) -> None:
-    csv_text = f"warehouse,sku,on_hand\n{'W' * 33},{'S' * 65},{2**31}\n"
+@pytest.mark.parametrize(
+    "row",
+    [
+        f"{'W' * 33},SKU-1,1",
+        f"WH-1,{'S' * 65},1",
+        f"WH-1,SKU-1,{2**31}",
+        f"WH-1,SKU-1,1,{2**31}",
+        f"WH-1,SKU-1,{10**20}",
+    ],
+)
+def test_a_csv_import_refuses_what_the_stock_table_cannot_hold(engine: Engine, row: str) -> None:
+    csv_text = f"warehouse,sku,on_hand,safety_stock\n{row}\n"
     inventory = InventoryService(engine, WarehouseService(engine))
     try:
-        with pytest.raises(BadCsv):
+        with pytest.raises(BadCsv, match=r"^line 2, column "):
             inventory.import_counts(parse_stock_csv(csv_text))
     except DBAPIError as exc:  # what PostgreSQL says instead: a 500 for the client
         pytest.fail(f"the database refused the import: {type(exc.orig).__name__}")
+    assert inventory.levels() == []
+
+
+def test_the_largest_csv_row_fits_the_stock_table(engine: Engine) -> None:
+    warehouses = WarehouseService(engine)
+    inventory = InventoryService(engine, warehouses)
+    code, sku = text(longest("path warehouse"), "WH-"), text(longest("path sku"), "SKU-")
+    warehouses.upsert(unregistered(code))
+    most = accepted("SetStock.on_hand").maximum
+    rows = parse_stock_csv(f"warehouse,sku,on_hand,safety_stock\n{code},{sku},{most},{most}\n")
+
+    assert inventory.import_counts(rows) == [sku]
+    assert [(s.warehouse, s.sku, s.on_hand, s.safety_stock) for s in inventory.levels()] == [
+        (code, sku, most, most)
+    ]
