@@ -30,9 +30,7 @@ def referenced(html: str) -> list[str]:
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])
-async def test_the_docs_pages_load_everything_from_the_api_itself(
-    docs: httpx.AsyncClient, page: str
-) -> None:
+async def test_the_docs_pages_load_everything_from_the_api_itself(docs: httpx.AsyncClient, page: str) -> None:
     response = await docs.get(page)  # no API key: the docs are public
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
