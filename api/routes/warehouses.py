@@ -9,15 +9,16 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Reader, Warehouses, Writer
+from api.deps import Reader, WarehouseManager, Warehouses
 from api.errors import NotFound, UnprocessableField
 from domain.allocation import ShippingOption, WarehouseInfo
+from domain.identifiers import WAREHOUSE_CODE_PATTERN
 from domain.models import CountryCode, Model
 from domain.regions import Region, region_of
 
 router = APIRouter(prefix="/warehouses", tags=["inventory"])
 
-WarehouseCode = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+WarehouseCode = Annotated[str, Path(pattern=WAREHOUSE_CODE_PATTERN)]
 
 
 class Shipping(BaseModel):
@@ -43,9 +44,10 @@ class WarehouseOut(BaseModel):
 
 @router.put("/{code}", response_model=WarehouseOut)
 async def put_warehouse(
-    code: WarehouseCode, body: WarehouseIn, _: Writer, warehouses: Warehouses
+    code: WarehouseCode, body: WarehouseIn, _: WarehouseManager, warehouses: Warehouses
 ) -> WarehouseOut:
-    """Create or describe a warehouse: its country (hence region) and the regions it ships to."""
+    """Create or describe a warehouse: its country (hence region) and the regions it ships to.
+    Operator keys only: a warehouse decides where orders are sent."""
     if not body.shipping:
         raise UnprocessableField("shipping", "name at least one destination region with cost and days")
     info = WarehouseInfo(

@@ -18,9 +18,9 @@ from fastapi import Response
 from sqlalchemy import Engine
 from temporalio.testing import WorkflowEnvironment
 
-from api.gateway import Answer, Source
 from api.main import create_app
 from api.routes.orders import respond
+from app.orders import Answer, Source
 from core.config import Settings
 from domain.access import Role
 from domain.models import Address, Channel, Customer, OrderLine, OrderStatus, OrderView, PendingCommand
@@ -29,6 +29,7 @@ from services.db import create_schema, make_engine
 from tests.support.payloads import PAYMENT, body
 from tests.support.relay import relayed
 from tests.support.temporal import make_settings, running_worker
+from tests.support.warehouses import EVERYWHERE
 
 ANSWER_WITHIN = "1s"  # the bound the API waits for a workflow; small so the test is quick
 RETRY_AFTER = "2s"
@@ -81,6 +82,7 @@ async def stack(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> As
             stack = Stack(client, settings, dev_env, engine, statuses)
             await stack.start_worker()
             try:
+                assert (await client.put("/warehouses/WH-SZ", json=EVERYWHERE)).status_code == 200
                 for sku in ("CASE-IP15", "USB-C-1M"):
                     stocked = await client.put(f"/inventory/WH-SZ/{sku}", json={"on_hand": 10})
                     assert stocked.status_code == 200, stocked.text

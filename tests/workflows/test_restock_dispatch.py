@@ -22,7 +22,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from api.main import create_app
-from api.restock import stock_arrived
+from app.restock import stock_arrived
 from core.config import Settings
 from domain.access import Role
 from domain.models import OrderStatus, OrderView, PlaceOrder
@@ -41,6 +41,7 @@ from tests.support.factories import (
     terminate_started,
 )
 from tests.support.temporal import make_settings, running_worker
+from tests.support.warehouses import EVERYWHERE
 from tests.workflows.test_inventory_flow import for_customer
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
@@ -207,6 +208,7 @@ async def test_stock_put_through_the_api_is_swept_after_the_api_has_shut_down(
         async with httpx.AsyncClient(
             transport=transport, base_url="http://test", headers={"authorization": f"Bearer {key}"}
         ) as api:
+            assert (await api.put("/warehouses/WH-SZ", json=EVERYWHERE)).status_code == 200
             response = await api.put("/inventory/WH-SZ/LAMP-1", json={"on_hand": 2})
             assert response.status_code == 200, response.text
 
