@@ -62,7 +62,7 @@ async def test_the_export_quotes_a_formula_written_before_skus_were_checked(api:
 
     assert exported[1:5] == [
         "WH-SZ,'-1+2,1,0,0,1,0",
-        'WH-SZ,\'=HYPERLINK(""http://evil.example""),1,0,0,1,0'.replace('""', '""'),
+        'WH-SZ,"\'=HYPERLINK(""http://evil.example"")",1,0,0,1,0',
         "WH-SZ,'=cmd|' /C calc'!A0,1,0,0,1,0",
         "WH-SZ,'@SUM(1),1,0,0,1,0",
     ]
