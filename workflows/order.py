@@ -2,8 +2,8 @@
 
 Updates validate a command against domain rules and queue it; the main loop is the only place that
 runs side effects, one command at a time, then takes the automatic next step (`_advance`), then
-sleeps until the next deadline. Every deadline is a named entry in `_timers`, fixed from
-workflow.now(); a hold pauses them all.
+sleeps until the next deadline. Every deadline is a typed entry in `_deadlines`
+(workflows/deadlines.py), fixed from workflow.now(); a hold pauses them all.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
@@ -42,7 +41,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.humanize import duration, moment
     from domain.models import (
         TERMINAL_STATUSES,
-        Address,
         CancelOrder,
         CarriedNotification,
         ConfirmPayment,
@@ -66,16 +64,19 @@ with workflow.unsafe.imports_passed_through():
 
     from workflows import presentation
     from workflows import search_attributes as sa
+    from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Deadlines, Timer
     from workflows.parcels import Parcel, Parcels
+    from workflows.steps import (
+        ACTIVITY_TIMEOUT,
+        StepFailed,
+        StepHooks,
+        StepInterrupted,
+        Steps,
+        failure_reason,
+        refusing,
+    )
 
 S = OrderStatus
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
-# One round of quick attempts inside Temporal. When a round fails for a reason a retry may fix, the
-# workflow shows the order waiting (view, read model, Web UI), answers queued commands as pending,
-# and starts another round after a back-off: 30 s doubling to 10 min, for up to policy.step_patience.
-STEP_ROUND = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=10))
-STEP_BACKOFF_FIRST = timedelta(seconds=30)
-STEP_BACKOFF_MAX = timedelta(minutes=10)
 PROJECTION_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=10))
 # A read-model write that failed is tried again after 1 min, doubling to 1 h, until it succeeds.
 PROJECTION_CATCH_UP_FIRST = timedelta(minutes=1)
@@ -90,30 +91,6 @@ CANCEL_ADVICE = "cancel: cancels the order, releases its stock and refunds any p
 
 def _refuse(reason: str) -> ApplicationError:
     return ApplicationError(reason, type="Refused", non_retryable=True)
-
-
-def _reason(cause: BaseException) -> str:
-    if isinstance(cause, ApplicationError):
-        return cause.message
-    if isinstance(cause, TemporalTimeoutError):
-        return "it did not answer in time"
-    return str(cause) or type(cause).__name__
-
-
-class StepFailed(Exception):
-    """A step failed for good (a cause no retry fixes, or past the step patience)."""
-
-    def __init__(self, step: str, summary: str, cause: BaseException) -> None:
-        self.step = step
-        self.summary = summary
-        self.reason = _reason(cause)
-        self.cause = cause
-        self.handled = False  # True once the caller has put the order where it belongs
-        super().__init__(f"{summary} failed: {self.reason}")
-
-
-class StepInterrupted(Exception):
-    """An automatic step waiting to retry gave way to a command (e.g. an operator's cancel)."""
 
 
 @dataclass
@@ -146,7 +123,7 @@ class OrderWorkflow:
         self._status_since = self._created_at
         self._placed = False
         self._timeline: list[TimelineEvent] = []
-        self._timers: dict[str, datetime] = {}
+        self._deadlines = Deadlines()
         self._inbox: list[_Job] = []
         self._current: _Job | None = None
         self._notifications: list[asyncio.Task[None]] = []
@@ -171,16 +148,33 @@ class OrderWorkflow:
         self._held_since: datetime | None = None
         self._hold_reason: str | None = None
         self._published_attributes: dict[str, Any] = {}
-        # A step retrying after a failure a retry may fix: what, since when, and whether commands
-        # must wait for it (a command's own step) or may interrupt it (an automatic step).
-        self._waiting_on: str | None = None
-        self._waiting_since: datetime | None = None
-        self._blocked = False
+        self._steps = Steps(
+            StepHooks(
+                patience=self._policy.step_patience,
+                priority=self._task_priority(),
+                record=self._record,
+                publish=self._publish,
+                has_commands=lambda: bool(self._inbox),
+                answer_pending=self._answer_pending,
+            )
+        )
         self._failed_in: OrderStatus | None = None  # where `retry` resumes after a failed step
         self._cancel_pending: str | None = None  # a cancellation that could not finish: retry resumes it
         self._projection_lag: timedelta | None = None  # set while the read model is behind
         self._projected: OrderView | None = None  # the last view the read model took
         self._runs = 1
+        self._actions: dict[Action, Callable[[OperatorAction], Awaitable[str]]] = {
+            Action.HOLD: self._hold,
+            Action.RELEASE: self._release,
+            Action.CANCEL: self._cancel_by_seller,
+            Action.EXTEND_PAYMENT: self._extend_payment,
+            Action.CHANGE_ADDRESS: self._change_address,
+            Action.REASSIGN_WAREHOUSE: self._reassign,
+            Action.RESOLVE_EXCEPTION: self._resolve_exception,
+            Action.RETRY: self._retry,
+            Action.MARK_SHIPPED: self._mark_shipped,
+            Action.NOTE: self._note,
+        }
         if start.carried is not None:
             self._restore(start.carried)
 
@@ -233,7 +227,7 @@ class OrderWorkflow:
         if len(self._timeline) != events:  # a notification failed after the last projection
             await self._publish()
         while self._projection_lag is not None:  # the read model must see how the order ended
-            due = self._timers.get("project", workflow.now())
+            due = self._deadlines.due_at(Deadline.PROJECT) or workflow.now()
             await workflow.sleep(
                 max(due - workflow.now(), timedelta(seconds=1)), summary="catch up the read model"
             )
@@ -244,10 +238,11 @@ class OrderWorkflow:
     async def _wait_for_work(self) -> None:
         if self._inbox:
             return
-        if not self._timers or self._held_since is not None:
+        upcoming = self._deadlines.next()
+        if upcoming is None or self._held_since is not None:
             await workflow.wait_condition(lambda: bool(self._inbox))
             return
-        name, due = min(self._timers.items(), key=lambda item: item[1])
+        timer, due = upcoming
         timeout = due - workflow.now()
         if timeout <= timedelta(0):
             return
@@ -255,31 +250,32 @@ class OrderWorkflow:
             await workflow.wait_condition(
                 lambda: bool(self._inbox),
                 timeout=timeout,
-                timeout_summary=presentation.timer_label(name, self._policy),
+                timeout_summary=timer.label(self._policy),
             )
 
     async def _fire_due_timers(self) -> bool:
         now = workflow.now()
         fired = False
-        for name, due in sorted(self._timers.items(), key=lambda item: item[1]):
-            if due > now or name not in self._timers or self._status in TERMINAL_STATUSES:
+        for timer, due in self._deadlines.due_by(now):
+            if timer not in self._deadlines or self._status in TERMINAL_STATUSES:
                 continue
-            del self._timers[name]
+            self._deadlines.disarm(timer)
             fired = True
             try:
-                await self._fire(name, due)
+                await self._fire(timer, due)
             except StepFailed as failed:
                 self._contain(failed)
             except Refused as refused:  # the order moved on meanwhile: nothing left to do
-                self._record("deadline_skipped", f"{presentation.timer_label(name, self._policy)}: {refused}")
+                self._record("deadline_skipped", f"{timer.label(self._policy)}: {refused}")
         return fired
 
-    async def _fire(self, name: str, due: datetime) -> None:
-        if name.startswith("payment_reminder_"):
-            self._send_reminder(int(name.rsplit("_", 1)[1]))
-        elif name == "payment_timeout":
+    async def _fire(self, timer: Timer, due: datetime) -> None:
+        kind = timer.kind
+        if kind == Deadline.PAYMENT_REMINDER:
+            self._send_reminder(timer.number)
+        elif kind == Deadline.PAYMENT_TIMEOUT:
             await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT, kind=CancelKind.PAYMENT_TIMEOUT)
-        elif name == "ship_by":
+        elif kind == Deadline.SHIP_BY:
             self._ship_late = True
             late = self._parcels.unshipped()
             for parcel in late:
@@ -290,12 +286,12 @@ class OrderWorkflow:
                 f"not shipped by {moment(due)} ({presentation.hours(self._policy.ship_within)} "
                 f"after payment); still waiting for {where}",
             )
-        elif name == "confirm_by":
+        elif kind == Deadline.CONFIRM_BY:
             self._move(Command.AUTO_COMPLETE)
             self._record("completed", "confirmation window ended without a buyer complaint")
-        elif name == "restock_check":
+        elif kind == Deadline.RESTOCK_CHECK:
             await self._try_restock()
-        # "project": nothing to do here; the loop projects after any timer fired
+        # PROJECT: nothing to do here; the loop projects after any deadline fired
 
     async def _advance(self) -> bool:
         """Take the automatic next step(s) the status calls for, unless the order is on hold."""
@@ -363,7 +359,7 @@ class OrderWorkflow:
             updated_at=self._updated_at,
             status_since=self._status_since,
             timeline=list(self._timeline),
-            timers=dict(self._timers),
+            timers=self._deadlines.carried(),
             payment=self._payment,
             parcels=self._parcels.views(),
             lock_generation=self._lock_generation,
@@ -395,7 +391,7 @@ class OrderWorkflow:
         self._updated_at = state.updated_at
         self._status_since = state.status_since
         self._timeline = list(state.timeline)
-        self._timers = dict(state.timers)
+        self._deadlines = Deadlines(state.timers)
         self._payment = state.payment
         self._parcels = Parcels([Parcel.from_view(view) for view in state.parcels])
         self._lock_generation = state.lock_generation
@@ -538,7 +534,7 @@ class OrderWorkflow:
         lists it as pending) while a step it must wait for keeps failing: never an update that hangs."""
         job = _Job(name, run, accepted_at=workflow.now())
         self._inbox.append(job)
-        await workflow.wait_condition(lambda: job.done or job.answered or self._blocked)
+        await workflow.wait_condition(lambda: job.done or job.answered or self._steps.blocked)
         job.answered = not job.done
         if job.error is not None:
             raise _refuse(job.error)
@@ -553,7 +549,7 @@ class OrderWorkflow:
         `since`: when the payment hold starts (placement, or the retry after the SKU was mapped)."""
         order = self._order
         try:
-            reservation: Reservation = await self._step(
+            reservation: Reservation = await self._steps.run(
                 "reserve_stock",
                 InventoryActivities.reserve_stock,
                 ReserveStock(
@@ -582,9 +578,8 @@ class OrderWorkflow:
         start = since or self._created_at
         for number, offset in enumerate(self._policy.reminder_offsets, start=1):
             if offset < hold:
-                self._timers[f"payment_reminder_{number}"] = start + offset
-        self._payment_due_at = start + hold
-        self._timers["payment_timeout"] = self._payment_due_at
+                self._deadlines.arm(Timer.reminder(number), start + offset)
+        self._payment_due_at = self._deadlines.arm(Deadline.PAYMENT_TIMEOUT, start + hold)
         self._record("payment_due", f"by {moment(self._payment_due_at)} (in {duration(hold)}): {why}")
 
     def _unknown_sku(self, skus: list[str]) -> None:
@@ -604,15 +599,13 @@ class OrderWorkflow:
 
     async def _do_pay(self, payment: ConfirmPayment) -> None:
         self._move(Command.PAY, dry_run=True)
-        try:
-            await self._step(
+        with refusing("the order stays unpaid", name_step=False):
+            await self._steps.run(
                 "record_payment",
                 OrderActivities.record_payment,
                 RecordPayment(order_id=self._id, payment=payment),
                 "record payment",
             )
-        except StepFailed as failed:
-            raise Refused(f"{failed.reason}; the order stays unpaid") from failed
         now = workflow.now()
         self._move(Command.PAY)
         self._payment = PaymentInfo(
@@ -622,11 +615,9 @@ class OrderWorkflow:
             method=payment.method,
             paid_at=now,
         )
-        for name in [n for n in self._timers if n.startswith("payment_")]:
-            del self._timers[name]
+        self._deadlines.disarm_kinds(*PAYMENT_DEADLINES)
         self._payment_due_at = None
-        self._ship_by = now + self._policy.ship_within
-        self._timers["ship_by"] = self._ship_by
+        self._ship_by = self._deadlines.arm(Deadline.SHIP_BY, now + self._policy.ship_within)
         self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
         if not workflow.patched("publish-once-per-command"):
             await self._publish()  # orders started before: the loop publishes after the lock too
@@ -634,7 +625,7 @@ class OrderWorkflow:
     async def _request_lock(
         self, summary: str, warehouse: str | None = None, generation: int = 0, *, interruptible: bool = False
     ) -> StockLock:
-        lock: StockLock = await self._step(
+        lock: StockLock = await self._steps.run(
             "lock_stock",
             InventoryActivities.lock_stock,
             LockStock(
@@ -672,12 +663,12 @@ class OrderWorkflow:
         """Stock arriving wakes the order (the restock dispatcher); this timer is the fallback."""
         self._waiting_for_restock = True
         self._restock_every = self._policy.restock_check_every
-        self._timers["restock_check"] = workflow.now() + self._restock_every
+        self._deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._restock_every)
 
     def _stop_waiting_for_restock(self) -> None:
         self._waiting_for_restock = False
         self._restock_every = None
-        self._timers.pop("restock_check", None)
+        self._deadlines.disarm(Deadline.RESTOCK_CHECK)
 
     def _placed_in(self, lock: StockLock, command: Command) -> None:
         self._parcels = Parcels.from_parts(lock.parts, self._ship_by)
@@ -691,7 +682,7 @@ class OrderWorkflow:
 
     async def _request_shipment(self, parcel: Parcel) -> None:
         assert self._ship_by is not None
-        await self._step(
+        await self._steps.run(
             "request_shipment",
             OrderActivities.request_shipment,
             RequestShipment(
@@ -725,7 +716,7 @@ class OrderWorkflow:
             return
         # Still short: look again later, less and less often (a stock arrival wakes the order anyway).
         self._restock_every = min(every * 2, self._policy.restock_check_max)
-        self._timers["restock_check"] = workflow.now() + self._restock_every
+        self._deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._restock_every)
 
     async def _do_ship(self, shipment: ConfirmShipment) -> None:
         parcel, reason = self._parcels.for_shipment(shipment.warehouse)
@@ -733,10 +724,8 @@ class OrderWorkflow:
             raise Refused(reason or "no parcel to ship")
         command = self._parcels.ship_command(parcel)
         self._move(command, dry_run=True)
-        try:
+        with refusing("the shipment is not recorded yet: send it again"):
             await self._ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
-        except StepFailed as failed:
-            raise Refused(f"{failed}; the shipment is not recorded yet: send it again") from failed
         self._move(command)
         if self._held_since is not None:  # the goods left anyway: accept it, and say so loudly
             self._shipped_while_held = True
@@ -749,14 +738,14 @@ class OrderWorkflow:
     async def _ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
         """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
         if parcel.lines:
-            await self._step(
+            await self._steps.run(
                 "ship_stock",
                 InventoryActivities.ship_stock,
                 ShipStock(order_id=self._id, warehouse=parcel.warehouse),
                 f"deduct shipped stock in {parcel.warehouse}",
             )
         if parcel.status == "requested" and parcel.lines:
-            await self._step(
+            await self._steps.run(
                 "close_shipment_request",
                 OrderActivities.close_shipment_request,
                 ShipStock(order_id=self._id, warehouse=parcel.warehouse),
@@ -765,7 +754,7 @@ class OrderWorkflow:
         parcel.status, parcel.carrier, parcel.tracking_number = "shipped", carrier, tracking_number
         parcel.shipped_at = workflow.now()
         if not self._parcels.unshipped():
-            self._timers.pop("ship_by", None)
+            self._deadlines.disarm(Deadline.SHIP_BY)
         self._record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
         self._notify(NotificationKind.ORDER_SHIPPED, parcel)
 
@@ -784,13 +773,14 @@ class OrderWorkflow:
         self._move(command)
         parcel.status, parcel.delivered_at = "delivered", workflow.now()
         if command == Command.DELIVER:
-            self._confirm_by = workflow.now() + self._policy.confirm_window
-            self._timers["confirm_by"] = self._confirm_by
+            self._confirm_by = self._deadlines.arm(
+                Deadline.CONFIRM_BY, workflow.now() + self._policy.confirm_window
+            )
         self._record("delivered", detail)
 
     async def _do_confirm_receipt(self) -> None:
         self._move(Command.CONFIRM_RECEIPT)
-        self._timers.pop("confirm_by", None)
+        self._deadlines.disarm(Deadline.CONFIRM_BY)
         self._record("completed", "buyer confirmed receipt")
 
     async def _cancel(
@@ -806,7 +796,7 @@ class OrderWorkflow:
         if kind is not None:
             self._cancel_kind, self._customer_message = kind, message
         try:
-            released = await self._step(
+            released = await self._steps.run(
                 "release_stock",
                 InventoryActivities.release_stock,
                 ReleaseStock(order_id=self._id),
@@ -819,7 +809,7 @@ class OrderWorkflow:
             for parcel in self._parcels.requested():
                 await self._withdraw(parcel, reason)
             if self._payment is not None:
-                refund_id = await self._step(
+                refund_id = await self._steps.run(
                     "record_refund",
                     OrderActivities.record_refund,
                     RecordRefund(
@@ -844,7 +834,7 @@ class OrderWorkflow:
         self._cancel_reason = reason
         self._cancel_pending = None
         self._failed_in = None
-        self._timers.clear()
+        self._deadlines.clear()
         self._payment_due_at = None
         self._stop_waiting_for_restock()
         self._held_since = None
@@ -855,7 +845,7 @@ class OrderWorkflow:
         """Half-cancelled: no deadline may fire any more, and an operator must see it."""
         failed.handled = True
         self._cancel_pending = reason
-        self._timers.clear()
+        self._deadlines.clear()
         self._payment_due_at = None
         self._stop_waiting_for_restock()
         if self._status != S.EXCEPTION:
@@ -873,7 +863,7 @@ class OrderWorkflow:
     async def _withdraw(self, parcel: Parcel, reason: str, *, keep: bool = False) -> None:
         """Tell the warehouse not to ship. `keep`: the parcel stays the order's (a hold): it is
         requested again on release; otherwise its stock has gone or moved elsewhere."""
-        await self._step(
+        await self._steps.run(
             "cancel_shipment_request",
             OrderActivities.cancel_shipment_request,
             CancelShipmentRequest(order_id=self._id, warehouse=parcel.warehouse, reason=reason),
@@ -901,69 +891,14 @@ class OrderWorkflow:
         reason = action_refusal(self._view(), request, workflow.now())
         if reason is not None:
             raise Refused(reason)
-        action, params = request.action, request.params
-        detail = ""
-        if action == Action.HOLD:
-            self._held_since = workflow.now()
-            self._hold_reason = request.reason
-            if workflow.patched("hold-withdraws-shipments"):
-                detail = await self._withdraw_for_hold(request.reason)
-        elif action == Action.RELEASE:
-            detail = self._release_hold()
-        elif action == Action.CANCEL:
-            await self._cancel(
-                request.reason,
-                Command.CANCEL,
-                kind=CancelKind.SELLER_CANCELLED,
-                message=params.customer_message,
-            )
-        elif action == Action.EXTEND_PAYMENT:
-            assert params.until is not None
-            self._payment_due_at = params.until
-            self._timers["payment_timeout"] = params.until
-            detail = f"payment now due by {moment(params.until)}"
-        elif action == Action.CHANGE_ADDRESS:
-            assert params.address is not None
-            detail = await self._change_address(params.address)
-        elif action == Action.REASSIGN_WAREHOUSE:
-            assert params.warehouse is not None
-            detail = await self._reassign(params.warehouse)
-        elif action == Action.RESOLVE_EXCEPTION:
-            if params.resolution == "cancel-and-refund":
-                short = self._exception_reason in ("out_of_stock", "unknown_sku")
-                await self._cancel(
-                    request.reason,
-                    Command.CANCEL,
-                    kind=CancelKind.OUT_OF_STOCK if short else CancelKind.SELLER_CANCELLED,
-                    message=params.customer_message,
-                )
-            else:  # an exception restock can cure (RESTOCK_CURES): wait for it, checking at once
-                self._wait_for_restock()
-                self._timers["restock_check"] = workflow.now()
-                detail = "waiting for restock: stock arriving wakes the order"
-        elif action == Action.RETRY:
-            detail = f"retrying after {self._exception_reason}"
-            if self._cancel_pending is not None:
-                await self._cancel(self._cancel_pending, Command.CANCEL)
-            elif self._failed_in == S.PENDING_PAYMENT and self._exception_reason == "unknown_sku":
-                # mapped (or not): place it again; the payment hold starts now
-                self._status, self._status_since = S.PENDING_PAYMENT, workflow.now()
-                self._exception_reason, self._failed_in, self._unknown_skus = None, None, []
-                await self._reserve_and_arm_payment_timers(since=workflow.now())
-            else:
-                self._resume()
-        elif action == Action.MARK_SHIPPED:
-            assert params.carrier is not None
-            assert params.tracking_number is not None
-            await self._mark_shipped(params.carrier, params.tracking_number)
-        elif action == Action.NOTE:
-            detail = params.text or ""
+        action = request.action
+        detail = await self._actions[action](request)
         self._record(
             f"operator_{action.value.replace('-', '_')}",
             f"{request.actor}: {request.reason}" + (f" ({detail})" if detail else ""),
         )
         try:
-            await self._step(
+            await self._steps.run(
                 "record_audit",
                 OrderActivities.record_audit,
                 AuditEntry(
@@ -980,6 +915,61 @@ class OrderWorkflow:
         except StepFailed as failed:  # the action is done; only its audit row is missing
             self._record("audit_failed", f"{failed}; the timeline above keeps the action")
 
+    # One handler per operator action: it carries the action out and returns the detail the
+    # timeline shows after "<actor>: <reason>" ("" for none).
+    async def _hold(self, request: OperatorAction) -> str:
+        self._held_since = workflow.now()
+        self._hold_reason = request.reason
+        if workflow.patched("hold-withdraws-shipments"):
+            return await self._withdraw_for_hold(request.reason)
+        return ""
+
+    async def _release(self, _: OperatorAction) -> str:
+        return self._release_hold()
+
+    async def _cancel_by_seller(self, request: OperatorAction) -> str:
+        kind, message = CancelKind.SELLER_CANCELLED, request.params.customer_message
+        await self._cancel(request.reason, Command.CANCEL, kind=kind, message=message)
+        return ""
+
+    async def _extend_payment(self, request: OperatorAction) -> str:
+        until = request.params.until
+        assert until is not None
+        self._payment_due_at = self._deadlines.arm(Deadline.PAYMENT_TIMEOUT, until)
+        return f"payment now due by {moment(until)}"
+
+    async def _resolve_exception(self, request: OperatorAction) -> str:
+        params = request.params
+        if params.resolution == "cancel-and-refund":
+            short = self._exception_reason in ("out_of_stock", "unknown_sku")
+            await self._cancel(
+                request.reason,
+                Command.CANCEL,
+                kind=CancelKind.OUT_OF_STOCK if short else CancelKind.SELLER_CANCELLED,
+                message=params.customer_message,
+            )
+            return ""
+        # an exception restock can cure (RESTOCK_CURES): wait for it, checking at once
+        self._wait_for_restock()
+        self._deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now())
+        return "waiting for restock: stock arriving wakes the order"
+
+    async def _retry(self, _: OperatorAction) -> str:
+        detail = f"retrying after {self._exception_reason}"
+        if self._cancel_pending is not None:
+            await self._cancel(self._cancel_pending, Command.CANCEL)
+        elif self._failed_in == S.PENDING_PAYMENT and self._exception_reason == "unknown_sku":
+            # mapped (or not): place it again; the payment hold starts now
+            self._status, self._status_since = S.PENDING_PAYMENT, workflow.now()
+            self._exception_reason, self._failed_in, self._unknown_skus = None, None, []
+            await self._reserve_and_arm_payment_timers(since=workflow.now())
+        else:
+            self._resume()
+        return detail
+
+    async def _note(self, request: OperatorAction) -> str:
+        return request.params.text or ""
+
     def _resume(self) -> None:
         """`retry`: back to where the failed step left the order; out of stock tries the lock again."""
         resume = self._failed_in if self._failed_in in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) else None
@@ -992,14 +982,17 @@ class OrderWorkflow:
         self._failed_in = None
         self._stop_waiting_for_restock()
 
-    async def _mark_shipped(self, carrier: str, tracking_number: str) -> None:
+    async def _mark_shipped(self, request: OperatorAction) -> str:
         """A parcel left outside orderflow: every parcel not yet shipped goes with it."""
+        carrier, tracking_number = request.params.carrier, request.params.tracking_number
+        assert carrier is not None
+        assert tracking_number is not None
         self._move(Command.MARK_SHIPPED, dry_run=True)
-        try:
+        with refusing("nothing is marked shipped yet: try again"):
             if not self._parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
                 if workflow.patched("mark-shipped-releases-reservation"):
                     # Stock reserved at placement (a held or failed order) is no longer needed.
-                    released = await self._step(
+                    released = await self._steps.run(
                         "release_stock",
                         InventoryActivities.release_stock,
                         ReleaseStock(order_id=self._id),
@@ -1010,12 +1003,11 @@ class OrderWorkflow:
                 self._parcels = Parcels([Parcel("outside orderflow", [])])
             for parcel in self._parcels.unshipped():
                 await self._ship_parcel(parcel, carrier, tracking_number)
-        except StepFailed as failed:
-            raise Refused(f"{failed}; nothing is marked shipped yet: try again") from failed
         self._move(Command.MARK_SHIPPED)
         self._exception_reason = None
         self._failed_in = None
         self._stop_waiting_for_restock()
+        return ""
 
     def _release_hold(self) -> str:
         """Deadlines that fell due during the hold are handled once, as the docs describe."""
@@ -1024,47 +1016,36 @@ class OrderWorkflow:
         held = now - self._held_since
         self._held_since = None
         self._hold_reason = None
-        missed = sorted(
-            (due, name)
-            for name, due in self._timers.items()
-            if name.startswith("payment_reminder_") and due <= now
-        )
-        if "payment_timeout" in self._timers:
-            latest = self._created_at + MAX_PAYMENT_HOLD
-            self._payment_due_at = min(self._timers["payment_timeout"] + held, latest)
-            self._timers["payment_timeout"] = self._payment_due_at
-        # One catch-up reminder, not a burst; none when the order is cancelled at once anyway.
-        cancelled_now = self._payment_due_at is not None and self._payment_due_at <= now
-        for _, name in missed if cancelled_now else missed[:-1]:
-            del self._timers[name]
-        if "confirm_by" in self._timers:
-            self._confirm_by = self._timers["confirm_by"] + held
-            self._timers["confirm_by"] = self._confirm_by
+        self._deadlines.release_hold(held, now, payment_limit=self._created_at + MAX_PAYMENT_HOLD)
+        if Deadline.PAYMENT_TIMEOUT in self._deadlines:
+            self._payment_due_at = self._deadlines.due_at(Deadline.PAYMENT_TIMEOUT)
+        if Deadline.CONFIRM_BY in self._deadlines:
+            self._confirm_by = self._deadlines.due_at(Deadline.CONFIRM_BY)
         return f"held for {duration(held)}"
 
-    async def _change_address(self, address: Address) -> str:
+    async def _change_address(self, request: OperatorAction) -> str:
+        address = request.params.address
+        assert address is not None
         if self._parcels.requested():
-            try:
-                await self._step(
+            with refusing("the address is unchanged"):
+                await self._steps.run(
                     "change_shipment_address",
                     OrderActivities.change_shipment_address,
                     ChangeShipmentAddress(order_id=self._id, address=address),
                     "send the new address to the warehouse",
                 )
-            except StepFailed as failed:
-                raise Refused(f"{failed}; the address is unchanged") from failed
         self._order = self._order.model_copy(update={"shipping_address": address})
         return f"ship to {address.line1}, {address.postal_code} {address.city}, {address.country}"
 
-    async def _reassign(self, warehouse: str) -> str:
+    async def _reassign(self, request: OperatorAction) -> str:
+        warehouse = request.params.warehouse
+        assert warehouse is not None
         old = self._parcels.label
         generation = self._lock_generation + 1
-        try:
+        with refusing("stock stays where it was"):
             lock = await self._request_lock(
                 f"lock stock in {warehouse}", warehouse=warehouse, generation=generation
             )
-        except StepFailed as failed:
-            raise Refused(f"{failed}; stock stays where it was") from failed
         if not lock.locked:
             short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
             raise Refused(f"{warehouse} cannot fill every line ({short}); stock stays where it was")
@@ -1103,6 +1084,7 @@ class OrderWorkflow:
             customer_message=self._customer_message if kind == NotificationKind.ORDER_CANCELLED else None,
             carrier=parcel.carrier if parcel else None,
             tracking_number=parcel.tracking_number if parcel else None,
+            payment_due_at=self._payment_due_at if kind in PAYMENT_REMINDERS else None,
         )
 
         pending = CarriedNotification(kind=kind.value, warehouse=parcel.warehouse if parcel else None)
@@ -1144,71 +1126,12 @@ class OrderWorkflow:
         )
         counter.add(1, {"reason": self._exception_reason or "unknown"})
 
-    def _task_priority(self) -> Priority:
-        return Priority(priority_key=self._priority.key)
-
-    async def _step(
-        self, step: str, method: Any, arg: Any, summary: str, *, interruptible: bool = False
-    ) -> Any:
-        """Run one activity until it succeeds, or raise StepFailed when no retry can fix it.
-
-        A failure a retry may fix (a lost connection, a time-out) is retried round after round with
-        back-off while the order shows what it waits on; commands queued meanwhile are answered as
-        pending (or, for an automatic step, go first: `interruptible`). After policy.step_patience
-        it gives up too. A failure no retry fixes (activities/errors.py) gives up at once."""
-        started = workflow.now()
-        backoff = STEP_BACKOFF_FIRST
-        while True:
-            try:
-                result = await workflow.execute_activity_method(
-                    method,
-                    arg,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=STEP_ROUND,
-                    summary=summary,
-                    priority=self._task_priority(),
-                )
-            except ActivityError as err:
-                cause = err.cause or err
-                permanent = isinstance(cause, ApplicationError) and cause.non_retryable
-                if permanent or workflow.now() + backoff - started > self._policy.step_patience:
-                    self._stop_waiting()
-                    raise StepFailed(step, summary, cause) from err
-                self._start_waiting(summary, cause, blocking=not interruptible)
-                await self._publish()
-                if interruptible:
-                    with contextlib.suppress(TimeoutError):
-                        await workflow.wait_condition(
-                            lambda: bool(self._inbox), timeout=backoff, timeout_summary=f"retry: {summary}"
-                        )
-                    if self._inbox:
-                        self._stop_waiting()
-                        raise StepInterrupted() from err
-                else:
-                    await workflow.sleep(backoff, summary=f"retry: {summary}")
-                backoff = min(backoff * 2, STEP_BACKOFF_MAX)
-                continue
-            if self._waiting_on is not None:
-                self._record("step_recovered", f"{summary} went through after retries")
-                self._stop_waiting()
-            return result
-
-    def _start_waiting(self, summary: str, cause: BaseException, *, blocking: bool) -> None:
-        if self._waiting_on != summary:
-            self._waiting_on, self._waiting_since = summary, workflow.now()
-            self._record(
-                "step_waiting",
-                f"{summary} failed ({_reason(cause)}); retrying with back-off, the order waits",
-            )
-        self._blocked = blocking
-        # The command whose step (or follow-up step) this is gets its answer now: pending. Queued
-        # commands wait only when they cannot go first (a blocking step).
+    def _answer_pending(self) -> None:
         if self._current is not None:
             self._current.answered = True
 
-    def _stop_waiting(self) -> None:
-        self._waiting_on = self._waiting_since = None
-        self._blocked = False
+    def _task_priority(self) -> Priority:
+        return Priority(priority_key=self._priority.key)
 
     async def _publish(self) -> None:
         """Project the view to the read model and show the Web UI where the order stands.
@@ -1218,8 +1141,9 @@ class OrderWorkflow:
         view = self._view()
         if view == self._projected and workflow.patched("publish-once-per-command"):
             return  # nothing changed since the last read-model write (e.g. a refused command)
-        next_timer = min(self._timers.items(), key=lambda item: item[1]) if self._timers else None
-        workflow.set_current_details(presentation.current_details(view, next_timer, self._policy))
+        upcoming = self._deadlines.next()
+        next_deadline = (upcoming[0].label(self._policy), upcoming[1]) if upcoming else None
+        workflow.set_current_details(presentation.current_details(view, next_deadline))
         # Warehouses (a keyword list) replaced the Warehouse label; recorded histories upserted the label.
         warehouse_list = workflow.patched("warehouses-keyword-list")
         self._upsert_search_attributes(presentation.search_attributes(view, warehouse_list=warehouse_list))
@@ -1248,19 +1172,19 @@ class OrderWorkflow:
             self._projection_lag = (
                 PROJECTION_CATCH_UP_FIRST if lag is None else min(lag * 2, PROJECTION_CATCH_UP_MAX)
             )
-            self._timers["project"] = workflow.now() + self._projection_lag
+            self._deadlines.arm(Deadline.PROJECT, workflow.now() + self._projection_lag)
             failures = workflow.metric_meter().create_counter(
                 PROJECTION_FAILURES, "Read-model writes that failed and will be tried again", "1"
             )
             failures.add(1)
             workflow.logger.warning(
-                "projection_failed", extra={"order_id": self._id, "error": _reason(cause)}
+                "projection_failed", extra={"order_id": self._id, "error": failure_reason(cause)}
             )
             return
         self._projected = view
         if self._projection_lag is not None:
             self._projection_lag = None
-            self._timers.pop("project", None)
+            self._deadlines.disarm(Deadline.PROJECT)
 
     def _upsert_search_attributes(self, wanted: dict[str, Any]) -> None:
         """Upsert only what changed since the last time: fewer history events per order."""
@@ -1307,8 +1231,8 @@ class OrderWorkflow:
             held_since=self._held_since,
             hold_reason=self._hold_reason,
             waiting_for_restock=self._waiting_for_restock,
-            waiting_on=self._waiting_on,
-            waiting_since=self._waiting_since,
+            waiting_on=self._steps.waiting_on,
+            waiting_since=self._steps.waiting_since,
             pending=self._pending_commands(),
             timeline=list(self._timeline),
         )
@@ -1319,7 +1243,9 @@ class OrderWorkflow:
             PendingCommand(
                 command=job.name,
                 accepted_at=job.accepted_at,
-                waiting_on=self._waiting_on if job is self._current else f"queued behind {jobs[0].name}",
+                waiting_on=self._steps.waiting_on
+                if job is self._current
+                else f"queued behind {jobs[0].name}",
             )
             for job in jobs
         ]

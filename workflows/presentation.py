@@ -10,7 +10,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.humanize import moment
     from domain.models import OrderStatus, OrderView
-    from domain.policy import OrderPolicy
     from domain.stages import awaits_shipment
 
     from workflows import search_attributes as sa
@@ -23,27 +22,13 @@ def hours(delta: timedelta) -> str:
     return f"{int(delta.total_seconds() // 3600)} h"
 
 
-def timer_label(name: str, policy: OrderPolicy) -> str:
-    if name.startswith("payment_reminder_"):
-        number = int(name.rsplit("_", 1)[1])
-        offset = policy.reminder_offsets[number - 1]
-        total = len(policy.reminder_offsets)
-        return f"payment reminder {number} of {total} ({hours(offset)}): {REMINDER_NAMES[number - 1]}"
-    return {
-        "payment_timeout": "auto-cancel unpaid order",
-        "ship_by": "ship-by deadline",
-        "confirm_by": "auto-complete after confirmation window",
-        "restock_check": "check for restocked stock",
-        "project": "write the order to the read model again",
-    }.get(name, name)
-
-
 def _at(when: datetime | None) -> str:
     return moment(when) if when is not None else "no deadline yet"
 
 
-def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, policy: OrderPolicy) -> str:
-    """Markdown for the Web UI: what the order waits for, since when, and what happens next."""
+def current_details(view: OrderView, next_deadline: tuple[str, datetime] | None) -> str:
+    """Markdown for the Web UI: what the order waits for, since when, and what happens next
+    (`next_deadline`: the label and time of the deadline due first, workflows/deadlines.py)."""
     unshipped = [s.warehouse for s in view.shipments if s.status in ("locked", "requested")]
     waiting = {
         S.PENDING_PAYMENT: f"payment from the buyer, due by {_at(view.payment_due_at)} ({view.hold_why})",
@@ -73,9 +58,9 @@ def current_details(view: OrderView, next_timer: tuple[str, datetime] | None, po
         lines.append(f"**On hold** since {moment(view.held_since)}: {view.hold_reason}")
     if view.ship_late:
         lines.append("Ship-by deadline missed.")
-    if next_timer and not view.on_hold:
-        name, due = next_timer
-        lines.append(f"Next: {timer_label(name, policy)} at {moment(due)}.")
+    if next_deadline and not view.on_hold:
+        label, due = next_deadline
+        lines.append(f"Next: {label} at {moment(due)}.")
     return "\n\n".join(lines)
 
 
