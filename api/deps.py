@@ -57,8 +57,8 @@ def _require(permission: Permission) -> object:
 
 
 # Order ids are ours ("ord_" + hex): anything else cannot name an order, so it is a 422, not a lookup.
-OrderIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-OrderId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the order_id the API returned")]
+OrderIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
+OrderId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the order_id the API returned")]
 # A caller's name for one command: a repeat with the same key (after a 503 or a lost answer) gets the
 # first command's answer instead of running it again.
 IdempotencyKey = Annotated[

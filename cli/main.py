@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.config import Settings
 from core.logging import configure_logging
-from domain.access import Role
+from domain.access import Role, key_name_problem
 from domain.operator import Action
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
@@ -354,6 +354,9 @@ def keys_create(
     role: Annotated[Role, typer.Option(help="what the key may do")],
 ) -> None:
     """Create a key. The key goes to stdout, the rest to stderr, so `$(orderflow keys create ...)` works."""
+    problem = key_name_problem(name)
+    if problem is not None:
+        raise typer.BadParameter(problem, param_hint="--name")
     with key_service() as keys:
         key, caller = keys.create(name, role)
     typer.echo(f"created key {caller.key_id} for {caller.name} ({caller.role.value}):", err=True)

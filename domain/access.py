@@ -6,6 +6,17 @@ from enum import StrEnum
 
 from domain.models import Model
 
+KEY_NAME_MAX = 100  # api_keys.name holds this many characters
+
+
+def key_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an API key (it is the actor in every audit row), or None."""
+    if not name.strip():
+        return "give the key holder's name (a person, a warehouse, a channel)"
+    if len(name) > KEY_NAME_MAX:
+        return f"at most {KEY_NAME_MAX} characters (got {len(name)})"
+    return None
+
 
 class Role(StrEnum):
     INTEGRATION = "integration"  # channels, payment provider, warehouse, carriers

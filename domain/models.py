@@ -95,8 +95,11 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$")]
-Money = Annotated[Decimal, Field(ge=0, max_digits=14, allow_inf_nan=False)]
 MAX_ORDER_TOTAL = Decimal(10) ** 12  # what the database's NUMERIC(16, 4) money columns hold
+# An amount fits those columns: under 10^12, at most 4 decimal places (a currency allows fewer).
+Money = Annotated[
+    Decimal, Field(ge=0, lt=MAX_ORDER_TOTAL, max_digits=16, decimal_places=4, allow_inf_nan=False)
+]
 
 
 def minor_digits(currency: str) -> int:

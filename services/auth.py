@@ -9,7 +9,7 @@ import secrets
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from domain.access import Caller, Role
+from domain.access import Caller, Role, key_name_problem
 from services.db import transaction
 from services.tables import ApiKey, utcnow
 
@@ -27,6 +27,10 @@ class ApiKeyService:
 
     def create(self, name: str, role: Role) -> tuple[str, Caller]:
         """Returns the full key (the only time it exists in clear) and who it identifies."""
+        name = name.strip()
+        problem = key_name_problem(name)
+        if problem is not None:
+            raise ValueError(f"name: {problem}")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(24)
         with transaction(self._engine) as session:

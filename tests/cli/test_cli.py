@@ -272,3 +272,15 @@ def test_mail_pending_lists_queued_and_given_up_mail(db_url: str, engine: Engine
     assert given_up.exit_code == 0, given_up.output
     assert re.search(r"ord_g\s+order_cancelled\s+\S+\s+<1m\s+given up \S+ \S+ UTC", given_up.stdout)
     assert "ord_q" not in given_up.stdout
+
+
+@pytest.mark.parametrize(("name", "says"), [("x" * 101, "at most 100 characters"), ("  ", "holder's name")])
+def test_keys_create_refuses_a_name_the_audit_cannot_hold(db_url: str, name: str, says: str) -> None:
+    created = runner.invoke(
+        cli, ["keys", "create", "--name", name, "--role", "viewer"], env={"ORDERS_DATABASE_URL": db_url}
+    )
+
+    assert created.exit_code == 2
+    assert "--name" in created.output
+    assert says in created.output
+    assert created.stdout == ""  # no key was made, so none is printed
