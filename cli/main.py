@@ -308,6 +308,12 @@ def stuck(
     now = datetime.now(UTC)
     rows = [stuck_row(order, now) for order in found]
     typer.echo(table(("ORDER", "STATUS", "SINCE", "WHY", "WAREHOUSE", "WEB UI"), rows))
+    advice = [(order["order_id"], order.get("suggested_actions") or []) for order in found]
+    if any(actions for _, actions in advice):
+        typer.echo("\nwhat to do")
+        for order_id, actions in advice:
+            for action in actions:
+                typer.echo(f"  {order_id}  {action}")
 
 
 @app.command()

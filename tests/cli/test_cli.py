@@ -180,7 +180,8 @@ async def test_stuck_lists_a_held_order_with_its_web_ui_link(served: Served) -> 
 
     result = await orderflow(served, "stuck")
     assert result.exit_code == 0, result.output
-    header, *rows = result.stdout.splitlines()
+    listing, _, advice = result.stdout.partition("\nwhat to do\n")
+    header, *rows = listing.splitlines()
     assert header.split() == ["ORDER", "STATUS", "SINCE", "WHY", "WAREHOUSE", "WEB", "UI"]
     assert len(rows) == 1
     assert rows[0].startswith(held)
@@ -188,6 +189,7 @@ async def test_stuck_lists_a_held_order_with_its_web_ui_link(served: Served) -> 
     assert "on hold since" in rows[0]
     assert rows[0].endswith(f"/namespaces/default/workflows/order-{held}")
     assert fine not in result.stdout
+    assert f"  {held}  release:" in advice  # the held order's way out, as /orders/stuck suggests it
 
     later = await orderflow(served, "stuck", "--older-than", "1d")
     assert (later.exit_code, later.stdout.strip()) == (0, "no stuck orders")
