@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
         ConfirmPayment,
         ConfirmReceipt,
         ConfirmShipment,
-        OrderState,
         OrderStatus,
         OrderView,
         PaymentInfo,
@@ -59,13 +58,13 @@ with workflow.unsafe.imports_passed_through():
     from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind, Notify
     from domain.operator import Action, OperatorAction, action_refusal, missing_params
     from domain.policy import MAX_PAYMENT_HOLD, payment_hold_for
-    from domain.priority import order_priority
     from domain.transitions import Command, Refused, next_status, refusal
 
     from workflows import presentation
     from workflows import search_attributes as sa
-    from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Deadlines, Timer
+    from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Timer
     from workflows.parcels import Parcel, Parcels
+    from workflows.state import LiveOrder
     from workflows.steps import (
         ACTIVITY_TIMEOUT,
         StepFailed,
@@ -84,9 +83,6 @@ PROJECTION_CATCH_UP_MAX = timedelta(hours=1)
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
 # Before continuing as new, in-flight customer mails get this long to finish; the rest are carried.
 NOTIFY_SETTLE = timedelta(minutes=1)
-
-RETRY_ADVICE = "retry: runs the failed step again once its cause is fixed"
-CANCEL_ADVICE = "cancel: cancels the order, releases its stock and refunds any payment"
 
 
 def _refuse(reason: str) -> ApplicationError:
@@ -109,48 +105,21 @@ class _Job:
 class OrderWorkflow:
     @workflow.init
     def __init__(self, start: StartOrder) -> None:
-        self._id = start.order_id
-        self._order = start.order
-        self._policy = start.policy
-        self._priority = order_priority(start.order, start.policy.ship_within, start.policy.priority)
-        if self._priority.warning:  # e.g. no exchange rate for the order's currency
+        self._state = LiveOrder.start(start, workflow.now())
+        if self._state.priority.warning:  # e.g. no exchange rate for the order's currency
             workflow.logger.warning(
-                "priority_value_unknown", extra={"order_id": start.order_id, "detail": self._priority.warning}
+                "priority_value_unknown",
+                extra={"order_id": start.order_id, "detail": self._state.priority.warning},
             )
-        self._status = S.PENDING_PAYMENT
-        self._created_at = workflow.now()
-        self._updated_at = self._created_at
-        self._status_since = self._created_at
         self._placed = False
-        self._timeline: list[TimelineEvent] = []
-        self._deadlines = Deadlines()
         self._inbox: list[_Job] = []
         self._current: _Job | None = None
         self._notifications: list[asyncio.Task[None]] = []
         self._unsent: dict[tuple[str, str | None], CarriedNotification] = {}
-        self._payment: PaymentInfo | None = None
-        self._parcels = Parcels()
-        self._lock_generation = 0
-        self._payment_due_at: datetime | None = None
-        self._hold_why: str | None = None
-        self._ship_by: datetime | None = None
-        self._confirm_by: datetime | None = None
-        self._ship_late = False
-        self._reminders_sent = 0
-        self._cancel_reason: str | None = None
-        self._cancel_kind: CancelKind | None = None
-        self._customer_message: str | None = None  # words for the buyer given with the cancel
-        self._exception_reason: str | None = None
-        self._unknown_skus: list[str] = []  # SKUs no warehouse has ever stocked (unknown_sku)
-        self._shipped_while_held = False
-        self._waiting_for_restock = False
-        self._restock_every: timedelta | None = None
-        self._held_since: datetime | None = None
-        self._hold_reason: str | None = None
         self._published_attributes: dict[str, Any] = {}
         self._steps = Steps(
             StepHooks(
-                patience=self._policy.step_patience,
+                patience=self._state.policy.step_patience,
                 priority=self._task_priority(),
                 record=self._record,
                 publish=self._publish,
@@ -158,11 +127,8 @@ class OrderWorkflow:
                 answer_pending=self._answer_pending,
             )
         )
-        self._failed_in: OrderStatus | None = None  # where `retry` resumes after a failed step
-        self._cancel_pending: str | None = None  # a cancellation that could not finish: retry resumes it
         self._projection_lag: timedelta | None = None  # set while the read model is behind
         self._projected: OrderView | None = None  # the last view the read model took
-        self._runs = 1
         self._actions: dict[Action, Callable[[OperatorAction], Awaitable[str]]] = {
             Action.HOLD: self._hold,
             Action.RELEASE: self._release,
@@ -175,30 +141,30 @@ class OrderWorkflow:
             Action.MARK_SHIPPED: self._mark_shipped,
             Action.NOTE: self._note,
         }
-        if start.carried is not None:
-            self._restore(start.carried)
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
     async def run(self, start: StartOrder) -> OrderView:
-        order = self._order
+        order = self._state.order
         if start.carried is None:
             self._record(
                 "placed",
                 f"{order.channel} order {order.channel_order_id}: {len(order.lines)} line(s), "
-                f"total {order.total} {order.currency}; priority {self._priority.key} "
-                f"({', '.join(self._priority.why)})",
+                f"total {order.total} {order.currency}; priority {self._state.priority.key} "
+                f"({', '.join(self._state.priority.why)})",
             )
             await self._reserve_and_arm_payment_timers()
             placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
             placed.add(1, {"channel": order.channel.value})
         else:
             for carried in start.carried.notifications:
-                parcel = next((p for p in self._parcels.items if p.warehouse == carried.warehouse), None)
+                parcel = next(
+                    (p for p in self._state.parcels.items if p.warehouse == carried.warehouse), None
+                )
                 self._notify(NotificationKind(carried.kind), parcel)
         self._placed = True
         await self._publish()
-        while self._status not in TERMINAL_STATUSES or self._inbox:
+        while self._state.status not in TERMINAL_STATUSES or self._inbox:
             await self._wait_for_work()
             while self._inbox:
                 job = self._inbox.pop(0)
@@ -216,18 +182,18 @@ class OrderWorkflow:
                 if job.answered and job.error is not None:  # its caller only heard "pending"
                     self._record("command_refused", f"{job.name}: {job.error}")
                 await self._publish()
-            if self._held_since is None:
+            if self._state.held_since is None:
                 fired = await self._fire_due_timers()
                 if await self._advance() or fired:
                     await self._publish()
             if self._history_is_long():
                 await self._continue_as_new()
-        events = len(self._timeline)
+        events = len(self._state.timeline)
         await asyncio.gather(*self._notifications)
-        if len(self._timeline) != events:  # a notification failed after the last projection
+        if len(self._state.timeline) != events:  # a notification failed after the last projection
             await self._publish()
         while self._projection_lag is not None:  # the read model must see how the order ended
-            due = self._deadlines.due_at(Deadline.PROJECT) or workflow.now()
+            due = self._state.deadlines.due_at(Deadline.PROJECT) or workflow.now()
             await workflow.sleep(
                 max(due - workflow.now(), timedelta(seconds=1)), summary="catch up the read model"
             )
@@ -238,8 +204,8 @@ class OrderWorkflow:
     async def _wait_for_work(self) -> None:
         if self._inbox:
             return
-        upcoming = self._deadlines.next()
-        if upcoming is None or self._held_since is not None:
+        upcoming = self._state.deadlines.next()
+        if upcoming is None or self._state.held_since is not None:
             await workflow.wait_condition(lambda: bool(self._inbox))
             return
         timer, due = upcoming
@@ -250,23 +216,23 @@ class OrderWorkflow:
             await workflow.wait_condition(
                 lambda: bool(self._inbox),
                 timeout=timeout,
-                timeout_summary=timer.label(self._policy),
+                timeout_summary=timer.label(self._state.policy),
             )
 
     async def _fire_due_timers(self) -> bool:
         now = workflow.now()
         fired = False
-        for timer, due in self._deadlines.due_by(now):
-            if timer not in self._deadlines or self._status in TERMINAL_STATUSES:
+        for timer, due in self._state.deadlines.due_by(now):
+            if timer not in self._state.deadlines or self._state.status in TERMINAL_STATUSES:
                 continue
-            self._deadlines.disarm(timer)
+            self._state.deadlines.disarm(timer)
             fired = True
             try:
                 await self._fire(timer, due)
             except StepFailed as failed:
                 self._contain(failed)
             except Refused as refused:  # the order moved on meanwhile: nothing left to do
-                self._record("deadline_skipped", f"{timer.label(self._policy)}: {refused}")
+                self._record("deadline_skipped", f"{timer.label(self._state.policy)}: {refused}")
         return fired
 
     async def _fire(self, timer: Timer, due: datetime) -> None:
@@ -276,14 +242,14 @@ class OrderWorkflow:
         elif kind == Deadline.PAYMENT_TIMEOUT:
             await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT, kind=CancelKind.PAYMENT_TIMEOUT)
         elif kind == Deadline.SHIP_BY:
-            self._ship_late = True
-            late = self._parcels.unshipped()
+            self._state.ship_late = True
+            late = self._state.parcels.unshipped()
             for parcel in late:
                 parcel.late = True
             where = ", ".join(p.warehouse for p in late) or "the warehouse"
             self._record(
                 "ship_deadline_missed",
-                f"not shipped by {moment(due)} ({presentation.hours(self._policy.ship_within)} "
+                f"not shipped by {moment(due)} ({presentation.hours(self._state.policy.ship_within)} "
                 f"after payment); still waiting for {where}",
             )
         elif kind == Deadline.CONFIRM_BY:
@@ -296,12 +262,15 @@ class OrderWorkflow:
     async def _advance(self) -> bool:
         """Take the automatic next step(s) the status calls for, unless the order is on hold."""
         progressed = False
-        while self._held_since is None:
+        while self._state.held_since is None:
             try:
-                if self._status == S.PAID:
+                if self._state.status == S.PAID:
                     await self._lock_stock()
-                elif self._status in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) and self._parcels.to_request():
-                    await self._request_shipment(self._parcels.to_request()[0])
+                elif (
+                    self._state.status in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED)
+                    and self._state.parcels.to_request()
+                ):
+                    await self._request_shipment(self._state.parcels.to_request()[0])
                 else:
                     break
             except StepInterrupted:
@@ -316,10 +285,10 @@ class OrderWorkflow:
         if failed.handled:
             return f"{failed}; the order is in exception for an operator"
         failed.handled = True
-        if self._status != S.EXCEPTION:
-            self._failed_in = self._status
+        if self._state.status != S.EXCEPTION:
+            self._state.failed_in = self._state.status
         self._move(Command.STEP_FAILED)
-        self._exception_reason = f"{failed.step}_failed"
+        self._state.exception_reason = f"{failed.step}_failed"
         self._count_exception()
         self._record(
             "step_failed",
@@ -331,7 +300,7 @@ class OrderWorkflow:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() >= self._policy.history_limit
+            or info.get_current_history_length() >= self._state.policy.history_limit
         )
 
     async def _continue_as_new(self) -> None:
@@ -347,73 +316,17 @@ class OrderWorkflow:
             )
         if self._inbox or not workflow.all_handlers_finished():
             return
-        workflow.logger.info("order_continue_as_new", extra={"order_id": self._id, "run": self._runs})
+        workflow.logger.info(
+            "order_continue_as_new", extra={"order_id": self._state.order_id, "run": self._state.runs}
+        )
         workflow.continue_as_new(
-            StartOrder(order_id=self._id, order=self._order, policy=self._policy, carried=self._state())
+            StartOrder(
+                order_id=self._state.order_id,
+                order=self._state.order,
+                policy=self._state.policy,
+                carried=self._state.carry(list(self._unsent.values())),
+            )
         )
-
-    def _state(self) -> OrderState:
-        return OrderState(
-            status=self._status,
-            created_at=self._created_at,
-            updated_at=self._updated_at,
-            status_since=self._status_since,
-            timeline=list(self._timeline),
-            timers=self._deadlines.carried(),
-            payment=self._payment,
-            parcels=self._parcels.views(),
-            lock_generation=self._lock_generation,
-            payment_due_at=self._payment_due_at,
-            hold_why=self._hold_why,
-            ship_by=self._ship_by,
-            confirm_by=self._confirm_by,
-            ship_late=self._ship_late,
-            reminders_sent=self._reminders_sent,
-            cancel_reason=self._cancel_reason,
-            cancel_kind=self._cancel_kind.value if self._cancel_kind else None,
-            customer_message=self._customer_message,
-            exception_reason=self._exception_reason,
-            unknown_skus=list(self._unknown_skus),
-            shipped_while_held=self._shipped_while_held,
-            waiting_for_restock=self._waiting_for_restock,
-            restock_every=self._restock_every,
-            held_since=self._held_since,
-            hold_reason=self._hold_reason,
-            failed_in=self._failed_in,
-            cancel_pending=self._cancel_pending,
-            notifications=list(self._unsent.values()),
-            runs=self._runs + 1,
-        )
-
-    def _restore(self, state: OrderState) -> None:
-        self._status = state.status
-        self._created_at = state.created_at
-        self._updated_at = state.updated_at
-        self._status_since = state.status_since
-        self._timeline = list(state.timeline)
-        self._deadlines = Deadlines(state.timers)
-        self._payment = state.payment
-        self._parcels = Parcels([Parcel.from_view(view) for view in state.parcels])
-        self._lock_generation = state.lock_generation
-        self._payment_due_at = state.payment_due_at
-        self._hold_why = state.hold_why
-        self._ship_by = state.ship_by
-        self._confirm_by = state.confirm_by
-        self._ship_late = state.ship_late
-        self._reminders_sent = state.reminders_sent
-        self._cancel_reason = state.cancel_reason
-        self._cancel_kind = CancelKind(state.cancel_kind) if state.cancel_kind else None
-        self._customer_message = state.customer_message
-        self._exception_reason = state.exception_reason
-        self._unknown_skus = list(state.unknown_skus)
-        self._shipped_while_held = state.shipped_while_held
-        self._waiting_for_restock = state.waiting_for_restock
-        self._restock_every = state.restock_every
-        self._held_since = state.held_since
-        self._hold_reason = state.hold_reason
-        self._failed_in = state.failed_in
-        self._cancel_pending = state.cancel_pending
-        self._runs = state.runs
 
     # ------------------------------------------------------------------ updates from integrations
     @workflow.update
@@ -424,21 +337,21 @@ class OrderWorkflow:
 
     @workflow.update
     async def pay(self, payment: ConfirmPayment) -> OrderView:
-        if self._payment and self._payment.payment_id == payment.payment_id:
+        if self._state.payment and self._state.payment.payment_id == payment.payment_id:
             return self._view()  # the same payment again (webhook retry): nothing changes
         return await self._submit("pay", lambda: self._do_pay(payment))
 
     @pay.validator
     def _validate_pay(self, payment: ConfirmPayment) -> None:
-        if self._payment and self._payment.payment_id == payment.payment_id:
+        if self._state.payment and self._state.payment.payment_id == payment.payment_id:
             return
-        if self._status == S.EXCEPTION and self._payment is None:
+        if self._state.status == S.EXCEPTION and self._state.payment is None:
             raise _refuse(
-                f"the order is in exception ({self._exception_reason}) and takes payment once an "
+                f"the order is in exception ({self._state.exception_reason}) and takes payment once an "
                 "operator has resolved it; the order stays unpaid"
             )
         self._check(Command.PAY)
-        total, currency = self._order.total, self._order.currency
+        total, currency = self._state.order.total, self._state.order.currency
         if payment.currency != currency or payment.amount != total:
             raise _refuse(
                 f"payment of {payment.amount} {payment.currency} does not match the order total "
@@ -452,7 +365,7 @@ class OrderWorkflow:
     @ship.validator
     def _validate_ship(self, shipment: ConfirmShipment) -> None:
         self._check(Command.SHIP)
-        parcel, reason = self._parcels.for_shipment(shipment.warehouse)
+        parcel, reason = self._state.parcels.for_shipment(shipment.warehouse)
         if parcel is None:
             raise _refuse(reason or "no parcel to ship")
 
@@ -463,7 +376,7 @@ class OrderWorkflow:
     @track.validator
     def _validate_track(self, update: TrackingUpdate) -> None:
         self._check(Command.DELIVER_PART if update.status == "delivered" else Command.IN_TRANSIT)
-        parcel, reason = self._parcels.for_tracking(update.tracking_number)
+        parcel, reason = self._state.parcels.for_tracking(update.tracking_number)
         if parcel is None:
             raise _refuse(reason or "no parcel to track")
         if parcel.status == "delivered":
@@ -501,7 +414,7 @@ class OrderWorkflow:
 
     @restock.validator
     def _validate_restock(self, _: RestockCheck) -> None:
-        if self._status != S.EXCEPTION or not self._waiting_for_restock:
+        if self._state.status != S.EXCEPTION or not self._state.waiting_for_restock:
             raise _refuse("the order is not waiting for stock")
 
     # ------------------------------------------------------------------ operator actions
@@ -525,7 +438,7 @@ class OrderWorkflow:
         return self._view()
 
     def _check(self, command: Command) -> None:
-        reason = refusal(self._status, command)
+        reason = refusal(self._state.status, command)
         if reason is not None:
             raise _refuse(reason)
 
@@ -547,16 +460,16 @@ class OrderWorkflow:
         A SKU no warehouse has ever stocked sends the order to exception `unknown_sku` instead: no
         stock pressure tells anything about it, and no payment deadline runs until it is mapped.
         `since`: when the payment hold starts (placement, or the retry after the SKU was mapped)."""
-        order = self._order
+        order = self._state.order
         try:
             reservation: Reservation = await self._steps.run(
                 "reserve_stock",
                 InventoryActivities.reserve_stock,
                 ReserveStock(
-                    order_id=self._id,
+                    order_id=self._state.order_id,
                     lines=order.lines,
                     destination=order.shipping_address.country,
-                    reserve=self._policy.reserve_stock,
+                    reserve=self._state.policy.reserve_stock,
                 ),
                 "reserve stock for the unpaid order",
             )
@@ -568,32 +481,32 @@ class OrderWorkflow:
         if reservation.unknown:
             self._unknown_sku(reservation.unknown)
             return
-        if self._policy.reserve_stock and reservation.reserved:
+        if self._state.policy.reserve_stock and reservation.reserved:
             where = "; ".join(Parcel(p.warehouse, p.lines).describe() for p in reservation.parts)
             self._record("stock_reserved", where)
-        elif self._policy.reserve_stock:
+        elif self._state.policy.reserve_stock:
             self._record("stock_not_reserved", "not enough stock to reserve; it is allocated on payment")
-        hold, why = payment_hold_for(self._policy, reservation.scarce, reservation.tight)
-        self._hold_why = why
-        start = since or self._created_at
-        for number, offset in enumerate(self._policy.reminder_offsets, start=1):
+        hold, why = payment_hold_for(self._state.policy, reservation.scarce, reservation.tight)
+        self._state.hold_why = why
+        start = since or self._state.created_at
+        for number, offset in enumerate(self._state.policy.reminder_offsets, start=1):
             if offset < hold:
-                self._deadlines.arm(Timer.reminder(number), start + offset)
-        self._payment_due_at = self._deadlines.arm(Deadline.PAYMENT_TIMEOUT, start + hold)
-        self._record("payment_due", f"by {moment(self._payment_due_at)} (in {duration(hold)}): {why}")
+                self._state.deadlines.arm(Timer.reminder(number), start + offset)
+        self._state.payment_due_at = self._state.deadlines.arm(Deadline.PAYMENT_TIMEOUT, start + hold)
+        self._record("payment_due", f"by {moment(self._state.payment_due_at)} (in {duration(hold)}): {why}")
 
     def _unknown_sku(self, skus: list[str]) -> None:
         """No warehouse has ever stocked these SKUs: an operator must map them before the order can
         go on (it would otherwise wait for a restock that never comes, or sit on a misleading hold)."""
-        if self._status != S.EXCEPTION:
-            self._failed_in = self._status
+        if self._state.status != S.EXCEPTION:
+            self._state.failed_in = self._state.status
         self._move(Command.STEP_FAILED)
-        self._exception_reason = "unknown_sku"
-        self._unknown_skus = list(skus)
+        self._state.exception_reason = "unknown_sku"
+        self._state.unknown_skus = list(skus)
         self._count_exception()
         self._record(
             "unknown_sku",
-            f"no warehouse has ever stocked {', '.join(skus)} ({self._order.channel.value} SKU); "
+            f"no warehouse has ever stocked {', '.join(skus)} ({self._state.order.channel.value} SKU); "
             "map it to a known SKU or add stock for it, then retry, or cancel",
         )
 
@@ -603,21 +516,23 @@ class OrderWorkflow:
             await self._steps.run(
                 "record_payment",
                 OrderActivities.record_payment,
-                RecordPayment(order_id=self._id, payment=payment),
+                RecordPayment(order_id=self._state.order_id, payment=payment),
                 "record payment",
             )
         now = workflow.now()
         self._move(Command.PAY)
-        self._payment = PaymentInfo(
+        self._state.payment = PaymentInfo(
             payment_id=payment.payment_id,
             amount=payment.amount,
             currency=payment.currency,
             method=payment.method,
             paid_at=now,
         )
-        self._deadlines.disarm_kinds(*PAYMENT_DEADLINES)
-        self._payment_due_at = None
-        self._ship_by = self._deadlines.arm(Deadline.SHIP_BY, now + self._policy.ship_within)
+        self._state.deadlines.disarm_kinds(*PAYMENT_DEADLINES)
+        self._state.payment_due_at = None
+        self._state.ship_by = self._state.deadlines.arm(
+            Deadline.SHIP_BY, now + self._state.policy.ship_within
+        )
         self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
         if not workflow.patched("publish-once-per-command"):
             await self._publish()  # orders started before: the loop publishes after the lock too
@@ -629,9 +544,9 @@ class OrderWorkflow:
             "lock_stock",
             InventoryActivities.lock_stock,
             LockStock(
-                order_id=self._id,
-                lines=self._order.lines,
-                destination=self._order.shipping_address.country,
+                order_id=self._state.order_id,
+                lines=self._state.order.lines,
+                destination=self._state.order.shipping_address.country,
                 generation=generation,
                 warehouse=warehouse,
             ),
@@ -642,7 +557,7 @@ class OrderWorkflow:
 
     async def _lock_stock(self) -> None:
         lock = await self._request_lock(
-            "allocate and lock stock", generation=self._lock_generation, interruptible=True
+            "allocate and lock stock", generation=self._state.lock_generation, interruptible=True
         )
         if lock.locked:
             self._placed_in(lock, Command.LOCK_STOCK)
@@ -652,7 +567,7 @@ class OrderWorkflow:
             self._wait_for_restock()
             return
         self._move(Command.STOCK_SHORT)
-        self._exception_reason = "out_of_stock"
+        self._state.exception_reason = "out_of_stock"
         self._count_exception()
         self._wait_for_restock()
         short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
@@ -661,53 +576,55 @@ class OrderWorkflow:
 
     def _wait_for_restock(self) -> None:
         """Stock arriving wakes the order (the restock dispatcher); this timer is the fallback."""
-        self._waiting_for_restock = True
-        self._restock_every = self._policy.restock_check_every
-        self._deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._restock_every)
+        self._state.waiting_for_restock = True
+        self._state.restock_every = self._state.policy.restock_check_every
+        self._state.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._state.restock_every)
 
     def _stop_waiting_for_restock(self) -> None:
-        self._waiting_for_restock = False
-        self._restock_every = None
-        self._deadlines.disarm(Deadline.RESTOCK_CHECK)
+        self._state.waiting_for_restock = False
+        self._state.restock_every = None
+        self._state.deadlines.disarm(Deadline.RESTOCK_CHECK)
 
     def _placed_in(self, lock: StockLock, command: Command) -> None:
-        self._parcels = Parcels.from_parts(lock.parts, self._ship_by)
-        self._exception_reason = None
-        self._failed_in = None
+        self._state.parcels = Parcels.from_parts(lock.parts, self._state.ship_by)
+        self._state.exception_reason = None
+        self._state.failed_in = None
         self._stop_waiting_for_restock()
         self._move(command)
         split = f" (split into {len(lock.parts)} parcels)" if len(lock.parts) > 1 else ""
-        where = "; ".join(p.describe() for p in self._parcels.active)
+        where = "; ".join(p.describe() for p in self._state.parcels.active)
         self._record("stock_locked", f"{where}{split}")
 
     async def _request_shipment(self, parcel: Parcel) -> None:
-        assert self._ship_by is not None
+        assert self._state.ship_by is not None
         await self._steps.run(
             "request_shipment",
             OrderActivities.request_shipment,
             RequestShipment(
-                order_id=self._id,
+                order_id=self._state.order_id,
                 warehouse=parcel.warehouse,
                 lines=[
-                    self._order.lines[item.line_no].model_copy(update={"quantity": item.quantity})
+                    self._state.order.lines[item.line_no].model_copy(update={"quantity": item.quantity})
                     for item in parcel.lines
                 ],
-                address=self._order.shipping_address,
-                ship_by=self._ship_by,
+                address=self._state.order.shipping_address,
+                ship_by=self._state.ship_by,
             ),
             f"ask {parcel.warehouse} to ship",
             interruptible=True,
         )
         parcel.status = "requested"
-        self._record("shipment_requested", f"{parcel.describe()}, by {moment(self._ship_by)}")
+        self._record("shipment_requested", f"{parcel.describe()}, by {moment(self._state.ship_by)}")
 
     async def _try_restock(self) -> None:
         """Out of stock: try the lock again; if still short, look again later."""
-        if self._status != S.EXCEPTION or not self._waiting_for_restock:
+        if self._state.status != S.EXCEPTION or not self._state.waiting_for_restock:
             return
-        every = self._restock_every or self._policy.restock_check_every
+        every = self._state.restock_every or self._state.policy.restock_check_every
         try:
-            lock = await self._request_lock("lock stock after restock", generation=self._lock_generation)
+            lock = await self._request_lock(
+                "lock stock after restock", generation=self._state.lock_generation
+            )
         except StepFailed as failed:
             lock = None
             self._record("restock_check_failed", f"{failed}; the order keeps waiting for stock")
@@ -715,24 +632,24 @@ class OrderWorkflow:
             self._placed_in(lock, Command.RESTOCKED)
             return
         # Still short: look again later, less and less often (a stock arrival wakes the order anyway).
-        self._restock_every = min(every * 2, self._policy.restock_check_max)
-        self._deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._restock_every)
+        self._state.restock_every = min(every * 2, self._state.policy.restock_check_max)
+        self._state.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._state.restock_every)
 
     async def _do_ship(self, shipment: ConfirmShipment) -> None:
-        parcel, reason = self._parcels.for_shipment(shipment.warehouse)
+        parcel, reason = self._state.parcels.for_shipment(shipment.warehouse)
         if parcel is None:
             raise Refused(reason or "no parcel to ship")
-        command = self._parcels.ship_command(parcel)
+        command = self._state.parcels.ship_command(parcel)
         self._move(command, dry_run=True)
         with refusing("the shipment is not recorded yet: send it again"):
             await self._ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
         self._move(command)
-        if self._held_since is not None:  # the goods left anyway: accept it, and say so loudly
-            self._shipped_while_held = True
+        if self._state.held_since is not None:  # the goods left anyway: accept it, and say so loudly
+            self._state.shipped_while_held = True
             self._record(
                 "shipped_while_held",
                 f"{parcel.warehouse} shipped {shipment.tracking_number} although the order is on hold "
-                f"({self._hold_reason}); check with the warehouse and the buyer",
+                f"({self._state.hold_reason}); check with the warehouse and the buyer",
             )
 
     async def _ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
@@ -741,25 +658,25 @@ class OrderWorkflow:
             await self._steps.run(
                 "ship_stock",
                 InventoryActivities.ship_stock,
-                ShipStock(order_id=self._id, warehouse=parcel.warehouse),
+                ShipStock(order_id=self._state.order_id, warehouse=parcel.warehouse),
                 f"deduct shipped stock in {parcel.warehouse}",
             )
         if parcel.status == "requested" and parcel.lines:
             await self._steps.run(
                 "close_shipment_request",
                 OrderActivities.close_shipment_request,
-                ShipStock(order_id=self._id, warehouse=parcel.warehouse),
+                ShipStock(order_id=self._state.order_id, warehouse=parcel.warehouse),
                 f"close the shipment request to {parcel.warehouse}",
             )
         parcel.status, parcel.carrier, parcel.tracking_number = "shipped", carrier, tracking_number
         parcel.shipped_at = workflow.now()
-        if not self._parcels.unshipped():
-            self._deadlines.disarm(Deadline.SHIP_BY)
+        if not self._state.parcels.unshipped():
+            self._state.deadlines.disarm(Deadline.SHIP_BY)
         self._record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
         self._notify(NotificationKind.ORDER_SHIPPED, parcel)
 
     async def _do_track(self, update: TrackingUpdate) -> None:
-        parcel, reason = self._parcels.for_tracking(update.tracking_number)
+        parcel, reason = self._state.parcels.for_tracking(update.tracking_number)
         if parcel is None:
             raise Refused(reason or "no parcel to track")
         carrier_time = f"carrier time {moment(update.at)}"
@@ -769,18 +686,18 @@ class OrderWorkflow:
             parcel.status = "in_transit"
             self._record("in_transit", detail)
             return
-        command = self._parcels.deliver_command(parcel)
+        command = self._state.parcels.deliver_command(parcel)
         self._move(command)
         parcel.status, parcel.delivered_at = "delivered", workflow.now()
         if command == Command.DELIVER:
-            self._confirm_by = self._deadlines.arm(
-                Deadline.CONFIRM_BY, workflow.now() + self._policy.confirm_window
+            self._state.confirm_by = self._state.deadlines.arm(
+                Deadline.CONFIRM_BY, workflow.now() + self._state.policy.confirm_window
             )
         self._record("delivered", detail)
 
     async def _do_confirm_receipt(self) -> None:
         self._move(Command.CONFIRM_RECEIPT)
-        self._deadlines.disarm(Deadline.CONFIRM_BY)
+        self._state.deadlines.disarm(Deadline.CONFIRM_BY)
         self._record("completed", "buyer confirmed receipt")
 
     async def _cancel(
@@ -794,64 +711,64 @@ class OrderWorkflow:
         or `message` when one was given. A resumed cancellation (no kind) keeps the first one's."""
         self._move(command, dry_run=True)
         if kind is not None:
-            self._cancel_kind, self._customer_message = kind, message
+            self._state.cancel_kind, self._state.customer_message = kind, message
         try:
             released = await self._steps.run(
                 "release_stock",
                 InventoryActivities.release_stock,
-                ReleaseStock(order_id=self._id),
+                ReleaseStock(order_id=self._state.order_id),
                 "release stock",
             )
             if released:
                 self._record(
                     "stock_released", f"{released} unit(s) reserved or locked for the order released"
                 )
-            for parcel in self._parcels.requested():
+            for parcel in self._state.parcels.requested():
                 await self._withdraw(parcel, reason)
-            if self._payment is not None:
+            if self._state.payment is not None:
                 refund_id = await self._steps.run(
                     "record_refund",
                     OrderActivities.record_refund,
                     RecordRefund(
-                        order_id=self._id,
-                        payment_id=self._payment.payment_id,
-                        amount=self._payment.amount,
-                        currency=self._payment.currency,
+                        order_id=self._state.order_id,
+                        payment_id=self._state.payment.payment_id,
+                        amount=self._state.payment.amount,
+                        currency=self._state.payment.currency,
                         reason=reason,
                     ),
                     "record refund",
                 )
                 self._record(
                     "refund_recorded",
-                    f"{self._payment.amount} {self._payment.currency} owed back ({refund_id})",
+                    f"{self._state.payment.amount} {self._state.payment.currency} owed back ({refund_id})",
                 )
         except StepFailed as failed:
             self._cancel_failed(reason, failed)
             raise
-        if self._status == S.EXCEPTION and command != Command.CANCEL:
+        if self._state.status == S.EXCEPTION and command != Command.CANCEL:
             command = Command.CANCEL  # a payment timeout resumed by an operator
         self._move(command)
-        self._cancel_reason = reason
-        self._cancel_pending = None
-        self._failed_in = None
-        self._deadlines.clear()
-        self._payment_due_at = None
+        self._state.cancel_reason = reason
+        self._state.cancel_pending = None
+        self._state.failed_in = None
+        self._state.deadlines.clear()
+        self._state.payment_due_at = None
         self._stop_waiting_for_restock()
-        self._held_since = None
+        self._state.held_since = None
         self._record("cancelled", reason)
         self._notify(NotificationKind.ORDER_CANCELLED)
 
     def _cancel_failed(self, reason: str, failed: StepFailed) -> None:
         """Half-cancelled: no deadline may fire any more, and an operator must see it."""
         failed.handled = True
-        self._cancel_pending = reason
-        self._deadlines.clear()
-        self._payment_due_at = None
+        self._state.cancel_pending = reason
+        self._state.deadlines.clear()
+        self._state.payment_due_at = None
         self._stop_waiting_for_restock()
-        if self._status != S.EXCEPTION:
-            self._failed_in = self._status
+        if self._state.status != S.EXCEPTION:
+            self._state.failed_in = self._state.status
         self._move(Command.STEP_FAILED)
-        self._exception_reason = "cancel_failed"
+        self._state.exception_reason = "cancel_failed"
         self._count_exception()
         self._record(
             "cancel_failed",
@@ -866,7 +783,7 @@ class OrderWorkflow:
         await self._steps.run(
             "cancel_shipment_request",
             OrderActivities.cancel_shipment_request,
-            CancelShipmentRequest(order_id=self._id, warehouse=parcel.warehouse, reason=reason),
+            CancelShipmentRequest(order_id=self._state.order_id, warehouse=parcel.warehouse, reason=reason),
             f"withdraw the shipment request to {parcel.warehouse}",
         )
         parcel.status = "locked" if keep else "withdrawn"
@@ -875,7 +792,7 @@ class OrderWorkflow:
     async def _withdraw_for_hold(self, reason: str) -> str:
         """A hold stops the warehouse too: open requests are withdrawn, and sent again on release."""
         withdrawn: list[str] = []
-        for parcel in self._parcels.requested():
+        for parcel in self._state.parcels.requested():
             try:
                 await self._withdraw(parcel, f"on hold: {reason}", keep=True)
                 withdrawn.append(parcel.warehouse)
@@ -902,7 +819,7 @@ class OrderWorkflow:
                 "record_audit",
                 OrderActivities.record_audit,
                 AuditEntry(
-                    order_id=self._id,
+                    order_id=self._state.order_id,
                     action_id=action_id,
                     action=action.value,
                     actor=request.actor,
@@ -918,8 +835,8 @@ class OrderWorkflow:
     # One handler per operator action: it carries the action out and returns the detail the
     # timeline shows after "<actor>: <reason>" ("" for none).
     async def _hold(self, request: OperatorAction) -> str:
-        self._held_since = workflow.now()
-        self._hold_reason = request.reason
+        self._state.held_since = workflow.now()
+        self._state.hold_reason = request.reason
         if workflow.patched("hold-withdraws-shipments"):
             return await self._withdraw_for_hold(request.reason)
         return ""
@@ -935,13 +852,13 @@ class OrderWorkflow:
     async def _extend_payment(self, request: OperatorAction) -> str:
         until = request.params.until
         assert until is not None
-        self._payment_due_at = self._deadlines.arm(Deadline.PAYMENT_TIMEOUT, until)
+        self._state.payment_due_at = self._state.deadlines.arm(Deadline.PAYMENT_TIMEOUT, until)
         return f"payment now due by {moment(until)}"
 
     async def _resolve_exception(self, request: OperatorAction) -> str:
         params = request.params
         if params.resolution == "cancel-and-refund":
-            short = self._exception_reason in ("out_of_stock", "unknown_sku")
+            short = self._state.exception_reason in ("out_of_stock", "unknown_sku")
             await self._cancel(
                 request.reason,
                 Command.CANCEL,
@@ -951,17 +868,17 @@ class OrderWorkflow:
             return ""
         # an exception restock can cure (RESTOCK_CURES): wait for it, checking at once
         self._wait_for_restock()
-        self._deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now())
+        self._state.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now())
         return "waiting for restock: stock arriving wakes the order"
 
     async def _retry(self, _: OperatorAction) -> str:
-        detail = f"retrying after {self._exception_reason}"
-        if self._cancel_pending is not None:
-            await self._cancel(self._cancel_pending, Command.CANCEL)
-        elif self._failed_in == S.PENDING_PAYMENT and self._exception_reason == "unknown_sku":
+        detail = f"retrying after {self._state.exception_reason}"
+        if self._state.cancel_pending is not None:
+            await self._cancel(self._state.cancel_pending, Command.CANCEL)
+        elif self._state.failed_in == S.PENDING_PAYMENT and self._state.exception_reason == "unknown_sku":
             # mapped (or not): place it again; the payment hold starts now
-            self._status, self._status_since = S.PENDING_PAYMENT, workflow.now()
-            self._exception_reason, self._failed_in, self._unknown_skus = None, None, []
+            self._state.status, self._state.status_since = S.PENDING_PAYMENT, workflow.now()
+            self._state.exception_reason, self._state.failed_in, self._state.unknown_skus = None, None, []
             await self._reserve_and_arm_payment_timers(since=workflow.now())
         else:
             self._resume()
@@ -972,14 +889,16 @@ class OrderWorkflow:
 
     def _resume(self) -> None:
         """`retry`: back to where the failed step left the order; out of stock tries the lock again."""
-        resume = self._failed_in if self._failed_in in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) else None
+        resume = (
+            self._state.failed_in if self._state.failed_in in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) else None
+        )
         if resume is None:
             self._move(Command.RETRY)
         else:  # the parcels are still there: request the ones not yet requested
-            self._status, self._status_since = resume, workflow.now()
-        self._exception_reason = None
-        self._unknown_skus = []
-        self._failed_in = None
+            self._state.status, self._state.status_since = resume, workflow.now()
+        self._state.exception_reason = None
+        self._state.unknown_skus = []
+        self._state.failed_in = None
         self._stop_waiting_for_restock()
 
     async def _mark_shipped(self, request: OperatorAction) -> str:
@@ -989,59 +908,59 @@ class OrderWorkflow:
         assert tracking_number is not None
         self._move(Command.MARK_SHIPPED, dry_run=True)
         with refusing("nothing is marked shipped yet: try again"):
-            if not self._parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
+            if not self._state.parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
                 if workflow.patched("mark-shipped-releases-reservation"):
                     # Stock reserved at placement (a held or failed order) is no longer needed.
                     released = await self._steps.run(
                         "release_stock",
                         InventoryActivities.release_stock,
-                        ReleaseStock(order_id=self._id),
+                        ReleaseStock(order_id=self._state.order_id),
                         "release reserved stock",
                     )
                     if released:
                         self._record("stock_released", f"{released} reserved unit(s) released")
-                self._parcels = Parcels([Parcel("outside orderflow", [])])
-            for parcel in self._parcels.unshipped():
+                self._state.parcels = Parcels([Parcel("outside orderflow", [])])
+            for parcel in self._state.parcels.unshipped():
                 await self._ship_parcel(parcel, carrier, tracking_number)
         self._move(Command.MARK_SHIPPED)
-        self._exception_reason = None
-        self._failed_in = None
+        self._state.exception_reason = None
+        self._state.failed_in = None
         self._stop_waiting_for_restock()
         return ""
 
     def _release_hold(self) -> str:
         """Deadlines that fell due during the hold are handled once, as the docs describe."""
-        assert self._held_since is not None
+        assert self._state.held_since is not None
         now = workflow.now()
-        held = now - self._held_since
-        self._held_since = None
-        self._hold_reason = None
-        self._deadlines.release_hold(held, now, payment_limit=self._created_at + MAX_PAYMENT_HOLD)
-        if Deadline.PAYMENT_TIMEOUT in self._deadlines:
-            self._payment_due_at = self._deadlines.due_at(Deadline.PAYMENT_TIMEOUT)
-        if Deadline.CONFIRM_BY in self._deadlines:
-            self._confirm_by = self._deadlines.due_at(Deadline.CONFIRM_BY)
+        held = now - self._state.held_since
+        self._state.held_since = None
+        self._state.hold_reason = None
+        self._state.deadlines.release_hold(held, now, payment_limit=self._state.created_at + MAX_PAYMENT_HOLD)
+        if Deadline.PAYMENT_TIMEOUT in self._state.deadlines:
+            self._state.payment_due_at = self._state.deadlines.due_at(Deadline.PAYMENT_TIMEOUT)
+        if Deadline.CONFIRM_BY in self._state.deadlines:
+            self._state.confirm_by = self._state.deadlines.due_at(Deadline.CONFIRM_BY)
         return f"held for {duration(held)}"
 
     async def _change_address(self, request: OperatorAction) -> str:
         address = request.params.address
         assert address is not None
-        if self._parcels.requested():
+        if self._state.parcels.requested():
             with refusing("the address is unchanged"):
                 await self._steps.run(
                     "change_shipment_address",
                     OrderActivities.change_shipment_address,
-                    ChangeShipmentAddress(order_id=self._id, address=address),
+                    ChangeShipmentAddress(order_id=self._state.order_id, address=address),
                     "send the new address to the warehouse",
                 )
-        self._order = self._order.model_copy(update={"shipping_address": address})
+        self._state.order = self._state.order.model_copy(update={"shipping_address": address})
         return f"ship to {address.line1}, {address.postal_code} {address.city}, {address.country}"
 
     async def _reassign(self, request: OperatorAction) -> str:
         warehouse = request.params.warehouse
         assert warehouse is not None
-        old = self._parcels.label
-        generation = self._lock_generation + 1
+        old = self._state.parcels.label
+        generation = self._state.lock_generation + 1
         with refusing("stock stays where it was"):
             lock = await self._request_lock(
                 f"lock stock in {warehouse}", warehouse=warehouse, generation=generation
@@ -1049,8 +968,8 @@ class OrderWorkflow:
         if not lock.locked:
             short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
             raise Refused(f"{warehouse} cannot fill every line ({short}); stock stays where it was")
-        self._lock_generation = generation
-        for parcel in self._parcels.requested():
+        self._state.lock_generation = generation
+        for parcel in self._state.parcels.requested():
             try:
                 await self._withdraw(parcel, f"moved to {warehouse}")
             except StepFailed as failed:  # the stock moved already: say who must not ship
@@ -1060,31 +979,34 @@ class OrderWorkflow:
 
     # ------------------------------------------------------------------ helpers
     def _send_reminder(self, number: int) -> None:
-        offset = self._policy.reminder_offsets[number - 1]
-        self._reminders_sent += 1
+        offsets = self._state.policy.reminder_offsets
+        offset = offsets[number - 1]
+        self._state.reminders_sent += 1
         self._record(
             "payment_reminder",
-            f"reminder {number} of {len(self._policy.reminder_offsets)} ({presentation.hours(offset)}): "
-            f"{presentation.REMINDER_NAMES[number - 1]} sent to {self._order.customer.email}",
+            f"reminder {number} of {len(offsets)} ({presentation.hours(offset)}): "
+            f"{presentation.REMINDER_NAMES[number - 1]} sent to {self._state.order.customer.email}",
         )
         self._notify(PAYMENT_REMINDERS[number - 1])
 
     def _notify(self, kind: NotificationKind, parcel: Parcel | None = None) -> None:
         """Customer mail runs beside the order: a slow mail server never holds the order up."""
         notify = Notify(
-            order_id=self._id,
+            order_id=self._state.order_id,
             kind=kind,
-            reference=parcel.warehouse if parcel and len(self._parcels.active) > 1 else None,
-            customer=self._order.customer,
-            channel_order_id=self._order.channel_order_id,
-            lines=self._order.lines,
-            total=self._order.total,
-            currency=self._order.currency,
-            cancel_kind=self._cancel_kind if kind == NotificationKind.ORDER_CANCELLED else None,
-            customer_message=self._customer_message if kind == NotificationKind.ORDER_CANCELLED else None,
+            reference=parcel.warehouse if parcel and len(self._state.parcels.active) > 1 else None,
+            customer=self._state.order.customer,
+            channel_order_id=self._state.order.channel_order_id,
+            lines=self._state.order.lines,
+            total=self._state.order.total,
+            currency=self._state.order.currency,
+            cancel_kind=self._state.cancel_kind if kind == NotificationKind.ORDER_CANCELLED else None,
+            customer_message=self._state.customer_message
+            if kind == NotificationKind.ORDER_CANCELLED
+            else None,
             carrier=parcel.carrier if parcel else None,
             tracking_number=parcel.tracking_number if parcel else None,
-            payment_due_at=self._payment_due_at if kind in PAYMENT_REMINDERS else None,
+            payment_due_at=self._state.payment_due_at if kind in PAYMENT_REMINDERS else None,
         )
 
         pending = CarriedNotification(kind=kind.value, warehouse=parcel.warehouse if parcel else None)
@@ -1107,16 +1029,18 @@ class OrderWorkflow:
         self._notifications.append(asyncio.create_task(send()))
 
     def _move(self, command: Command, *, dry_run: bool = False) -> None:
-        new = next_status(self._status, command)
-        if not dry_run and new != self._status:
-            self._status = new
-            self._status_since = workflow.now()
+        new = next_status(self._state.status, command)
+        if not dry_run and new != self._state.status:
+            self._state.status = new
+            self._state.status_since = workflow.now()
 
     def _record(self, kind: str, detail: str = "") -> None:
-        self._updated_at = workflow.now()
-        self._timeline.append(TimelineEvent(at=self._updated_at, kind=kind, detail=detail))
+        self._state.updated_at = workflow.now()
+        self._state.timeline.append(TimelineEvent(at=self._state.updated_at, kind=kind, detail=detail))
         workflow.logger.info(
-            "order_%s", kind, extra={"order_id": self._id, "status": self._status.value, "detail": detail}
+            "order_%s",
+            kind,
+            extra={"order_id": self._state.order_id, "status": self._state.status.value, "detail": detail},
         )
 
     def _count_exception(self) -> None:
@@ -1124,14 +1048,14 @@ class OrderWorkflow:
         counter = workflow.metric_meter().create_counter(
             ORDER_EXCEPTIONS, "Orders that went to exception", "1"
         )
-        counter.add(1, {"reason": self._exception_reason or "unknown"})
+        counter.add(1, {"reason": self._state.exception_reason or "unknown"})
 
     def _answer_pending(self) -> None:
         if self._current is not None:
             self._current.answered = True
 
     def _task_priority(self) -> Priority:
-        return Priority(priority_key=self._priority.key)
+        return Priority(priority_key=self._state.priority.key)
 
     async def _publish(self) -> None:
         """Project the view to the read model and show the Web UI where the order stands.
@@ -1141,8 +1065,8 @@ class OrderWorkflow:
         view = self._view()
         if view == self._projected and workflow.patched("publish-once-per-command"):
             return  # nothing changed since the last read-model write (e.g. a refused command)
-        upcoming = self._deadlines.next()
-        next_deadline = (upcoming[0].label(self._policy), upcoming[1]) if upcoming else None
+        upcoming = self._state.deadlines.next()
+        next_deadline = (upcoming[0].label(self._state.policy), upcoming[1]) if upcoming else None
         workflow.set_current_details(presentation.current_details(view, next_deadline))
         # Warehouses (a keyword list) replaced the Warehouse label; recorded histories upserted the label.
         warehouse_list = workflow.patched("warehouses-keyword-list")
@@ -1172,19 +1096,19 @@ class OrderWorkflow:
             self._projection_lag = (
                 PROJECTION_CATCH_UP_FIRST if lag is None else min(lag * 2, PROJECTION_CATCH_UP_MAX)
             )
-            self._deadlines.arm(Deadline.PROJECT, workflow.now() + self._projection_lag)
+            self._state.deadlines.arm(Deadline.PROJECT, workflow.now() + self._projection_lag)
             failures = workflow.metric_meter().create_counter(
                 PROJECTION_FAILURES, "Read-model writes that failed and will be tried again", "1"
             )
             failures.add(1)
             workflow.logger.warning(
-                "projection_failed", extra={"order_id": self._id, "error": failure_reason(cause)}
+                "projection_failed", extra={"order_id": self._state.order_id, "error": failure_reason(cause)}
             )
             return
         self._projected = view
         if self._projection_lag is not None:
             self._projection_lag = None
-            self._deadlines.disarm(Deadline.PROJECT)
+            self._state.deadlines.disarm(Deadline.PROJECT)
 
     def _upsert_search_attributes(self, wanted: dict[str, Any]) -> None:
         """Upsert only what changed since the last time: fewer history events per order."""
@@ -1198,43 +1122,9 @@ class OrderWorkflow:
         self._published_attributes.update(changed)
 
     def _view(self) -> OrderView:
-        order = self._order
-        return OrderView(
-            order_id=self._id,
-            channel=order.channel,
-            channel_order_id=order.channel_order_id,
-            status=self._status,
-            customer=order.customer,
-            shipping_address=order.shipping_address,
-            lines=order.lines,
-            total=order.total,
-            currency=order.currency,
-            created_at=self._created_at,
-            updated_at=self._updated_at,
-            warehouse=self._parcels.label,
-            payment=self._payment,
-            shipments=self._parcels.views(),
-            priority=self._priority.key,
-            priority_why=self._priority.why,
-            payment_due_at=self._payment_due_at,
-            hold_why=self._hold_why,
-            ship_by=self._ship_by,
-            confirm_by=self._confirm_by,
-            ship_late=self._ship_late,
-            shipped_while_held=self._shipped_while_held,
-            reminders_sent=self._reminders_sent,
-            cancel_reason=self._cancel_reason,
-            exception_reason=self._exception_reason,
-            suggested_actions=self._suggested_actions(),
-            status_since=self._status_since,
-            on_hold=self._held_since is not None,
-            held_since=self._held_since,
-            hold_reason=self._hold_reason,
-            waiting_for_restock=self._waiting_for_restock,
-            waiting_on=self._steps.waiting_on,
-            waiting_since=self._steps.waiting_since,
-            pending=self._pending_commands(),
-            timeline=list(self._timeline),
+        steps = self._steps
+        return self._state.view(
+            pending=self._pending_commands(), waiting_on=steps.waiting_on, waiting_since=steps.waiting_since
         )
 
     def _pending_commands(self) -> list[PendingCommand]:
@@ -1249,39 +1139,3 @@ class OrderWorkflow:
             )
             for job in jobs
         ]
-
-    def _suggested_actions(self) -> list[str]:
-        if self._status != S.EXCEPTION:
-            return []
-        if self._exception_reason == "unknown_sku":
-            skus = ", ".join(self._unknown_skus)
-            mapping = (
-                f"map {skus} to a known SKU on the channel, or add stock for it with "
-                "PUT /inventory/{warehouse}/{sku}"
-            )
-            if self._payment is None:
-                return [f"{mapping}, then retry: the order takes payment again", CANCEL_ADVICE]
-            waiting = (
-                "wait: stock booked in for it locks the order by itself"
-                if self._waiting_for_restock
-                else "resolve-exception wait-for-restock: lock it as soon as stock for it arrives"
-            )
-            return [f"{mapping}, then retry", waiting, CANCEL_ADVICE]
-        if self._exception_reason == "out_of_stock":
-            waiting = (
-                "resolve-exception wait-for-restock: lock it as soon as stock arrives"
-                if not self._waiting_for_restock
-                else "wait: stock arriving locks it by itself"
-            )
-            return [
-                waiting,
-                "reassign-warehouse: lock it where stock is",
-                "mark-shipped: if it left outside orderflow",
-                CANCEL_ADVICE,
-            ]
-        if self._cancel_pending is not None:
-            return ["retry: finishes the cancellation once its cause is fixed", CANCEL_ADVICE]
-        advice = [RETRY_ADVICE, "reassign-warehouse: lock it in another warehouse", CANCEL_ADVICE]
-        if self._exception_reason == "lock_stock_failed" and not self._waiting_for_restock:
-            advice.insert(1, "resolve-exception wait-for-restock: lock it by itself once the cause is fixed")
-        return advice
