@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, Row, case, func, insert, update
+from sqlalchemy import select as sa_select  # sqlmodel's select takes at most four columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -100,7 +101,14 @@ def _lock_batch(session: Session, batch: Sequence[CsvRow]) -> dict[tuple[str, st
     PostgreSQL answers with a scan: ix_stock_sku finds the SKUs, other warehouses' rows are dropped."""
     wanted = {(row.warehouse, row.sku) for row in batch}
     query = (
-        select(Stock.warehouse, Stock.sku, Stock.on_hand, Stock.locked, Stock.reserved, Stock.safety_stock)
+        sa_select(
+            col(Stock.warehouse),
+            col(Stock.sku),
+            col(Stock.on_hand),
+            col(Stock.locked),
+            col(Stock.reserved),
+            col(Stock.safety_stock),
+        )
         .where(col(Stock.sku).in_(sorted({sku for _, sku in wanted})))
         .where(col(Stock.warehouse).in_(sorted({warehouse for warehouse, _ in wanted})))
         .order_by(col(Stock.warehouse), col(Stock.sku))

@@ -37,7 +37,6 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session, SQLModel, col, select
 
 import api.routes
-from api.routes.inventory import SetStock
 from api.routes.warehouses import WarehouseIn
 from domain.allocation import ShippingOption, WarehouseInfo
 from domain.codes import COUNTRIES, CURRENCY_EXPONENTS
@@ -54,6 +53,7 @@ from domain.models import (
 from domain.notifications import NotificationKind, Notify
 from domain.operator import Action, ActionParams, OperatorAction
 from domain.regions import Region, region_of
+from domain.stock import SetStock
 from services.audit import AuditService
 from services.email import LANGUAGES, render_email
 from services.inventory import InventoryService
@@ -372,16 +372,22 @@ def _templates(steps: list[str]) -> dict[str, list[str]]:
 
 def workflow_strings() -> tuple[list[str], list[str]]:
     """(timeline event kinds, exception reasons) the workflows write, read from their source: the
-    first argument of every _record(...) and every value assigned to _exception_reason."""
+    first argument of every record(...) (LiveOrder.record, workflows/state.py), the step name of every
+    Steps.run(...), and every reason given to to_exception(...) or assigned to exception_reason."""
     calls: dict[str, list[ast.expr]] = {"_record": [], "_step": [], "_exception_reason": []}
+    names = {"record": "_record", "_record": "_record", "_step": "_step", "to_exception": "_exception_reason"}
     for source in sorted((ROOT / "workflows").glob("*.py")):
         for node in ast.walk(ast.parse(source.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args:
-                if node.func.attr in calls:
-                    calls[node.func.attr].append(node.args[0])
+                func = node.func
+                if func.attr in names:
+                    calls[names[func.attr]].append(node.args[0])
+                elif func.attr == "run" and ast.unparse(func.value).endswith("_steps"):
+                    calls["_step"].append(node.args[0])
             elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                if any(isinstance(t, ast.Attribute) and t.attr == "_exception_reason" for t in targets):
+                reason = ("_exception_reason", "exception_reason")
+                if any(isinstance(t, ast.Attribute) and t.attr in reason for t in targets):
                     calls["_exception_reason"].append(node.value)
     steps = [n.value for n in calls["_step"] if isinstance(n, ast.Constant) and isinstance(n.value, str)]
     templates = _templates(steps)
@@ -393,6 +399,8 @@ def workflow_strings() -> tuple[list[str], list[str]]:
                 continue
             if isinstance(node, ast.Attribute) and node.attr == "exception_reason":
                 continue  # restored from saved state (continue-as-new): written by the sources here
+            if isinstance(node, ast.Name) and node.id == "reason":
+                continue  # inside LiveOrder.to_exception(reason): its callers' values are read above
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 out.append(node.value)
                 continue
@@ -691,9 +699,7 @@ def test_every_message_about_the_longest_order_fits_the_outbox(engine: Engine) -
     for language, due in [(lang, at) for lang in LANGUAGES for at in due_times]:
         order_id = text(width("orders.order_id") or 0, f"ord_{language}_{due is None:d}_", "f")
         for kind in NotificationKind:
-            notify = notify_about(order, order_id, kind, language).model_copy(
-                update={"payment_due_at": due}
-            )
+            notify = notify_about(order, order_id, kind, language).model_copy(update={"payment_due_at": due})
             email = render_email(notify, shop_name="Shop", pay_url="https://shop.example/pay")
             outbox.record(
                 order_id=order_id,
