@@ -23,11 +23,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
     from activities.notifications import NotificationActivities
     from activities.orders import OrderActivities
-    from core.metrics import ORDER_EXCEPTIONS, ORDERS_PLACED, PROJECTION_FAILURES
+    from core.metrics import ORDERS_PLACED, PROJECTION_FAILURES
     from domain.effects import (
-        AuditEntry,
         CancelShipmentRequest,
-        ChangeShipmentAddress,
         LockStock,
         RecordPayment,
         RecordRefund,
@@ -52,18 +50,18 @@ with workflow.unsafe.imports_passed_through():
         PendingCommand,
         RestockCheck,
         StartOrder,
-        TimelineEvent,
         TrackingUpdate,
     )
     from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind, Notify
-    from domain.operator import Action, OperatorAction, action_refusal, missing_params
-    from domain.policy import MAX_PAYMENT_HOLD, payment_hold_for
-    from domain.transitions import Command, Refused, next_status, refusal
+    from domain.operator import OperatorAction, action_refusal, missing_params
+    from domain.policy import payment_hold_for
+    from domain.transitions import Command, Refused, refusal
 
     from workflows import presentation
     from workflows import search_attributes as sa
+    from workflows.actions import OperatorActions
     from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Timer
-    from workflows.parcels import Parcel, Parcels
+    from workflows.parcels import Parcel
     from workflows.state import LiveOrder
     from workflows.steps import (
         ACTIVITY_TIMEOUT,
@@ -121,7 +119,7 @@ class OrderWorkflow:
             StepHooks(
                 patience=self._state.policy.step_patience,
                 priority=self._task_priority(),
-                record=self._record,
+                record=self._state.record,
                 publish=self._publish,
                 has_commands=lambda: bool(self._inbox),
                 answer_pending=self._answer_pending,
@@ -129,31 +127,20 @@ class OrderWorkflow:
         )
         self._projection_lag: timedelta | None = None  # set while the read model is behind
         self._projected: OrderView | None = None  # the last view the read model took
-        self._actions: dict[Action, Callable[[OperatorAction], Awaitable[str]]] = {
-            Action.HOLD: self._hold,
-            Action.RELEASE: self._release,
-            Action.CANCEL: self._cancel_by_seller,
-            Action.EXTEND_PAYMENT: self._extend_payment,
-            Action.CHANGE_ADDRESS: self._change_address,
-            Action.REASSIGN_WAREHOUSE: self._reassign,
-            Action.RESOLVE_EXCEPTION: self._resolve_exception,
-            Action.RETRY: self._retry,
-            Action.MARK_SHIPPED: self._mark_shipped,
-            Action.NOTE: self._note,
-        }
+        self._actions = OperatorActions(self._state, self._steps, self)
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
     async def run(self, start: StartOrder) -> OrderView:
         order = self._state.order
         if start.carried is None:
-            self._record(
+            self._state.record(
                 "placed",
                 f"{order.channel} order {order.channel_order_id}: {len(order.lines)} line(s), "
                 f"total {order.total} {order.currency}; priority {self._state.priority.key} "
                 f"({', '.join(self._state.priority.why)})",
             )
-            await self._reserve_and_arm_payment_timers()
+            await self.reserve_and_arm_payment_timers()
             placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
             placed.add(1, {"channel": order.channel.value})
         else:
@@ -180,7 +167,7 @@ class OrderWorkflow:
                     self._current = None
                     job.done = True
                 if job.answered and job.error is not None:  # its caller only heard "pending"
-                    self._record("command_refused", f"{job.name}: {job.error}")
+                    self._state.record("command_refused", f"{job.name}: {job.error}")
                 await self._publish()
             if self._state.held_since is None:
                 fired = await self._fire_due_timers()
@@ -232,7 +219,7 @@ class OrderWorkflow:
             except StepFailed as failed:
                 self._contain(failed)
             except Refused as refused:  # the order moved on meanwhile: nothing left to do
-                self._record("deadline_skipped", f"{timer.label(self._state.policy)}: {refused}")
+                self._state.record("deadline_skipped", f"{timer.label(self._state.policy)}: {refused}")
         return fired
 
     async def _fire(self, timer: Timer, due: datetime) -> None:
@@ -240,21 +227,23 @@ class OrderWorkflow:
         if kind == Deadline.PAYMENT_REMINDER:
             self._send_reminder(timer.number)
         elif kind == Deadline.PAYMENT_TIMEOUT:
-            await self._cancel("payment_timeout", Command.PAYMENT_TIMEOUT, kind=CancelKind.PAYMENT_TIMEOUT)
+            await self.cancel_order(
+                "payment_timeout", Command.PAYMENT_TIMEOUT, kind=CancelKind.PAYMENT_TIMEOUT
+            )
         elif kind == Deadline.SHIP_BY:
             self._state.ship_late = True
             late = self._state.parcels.unshipped()
             for parcel in late:
                 parcel.late = True
             where = ", ".join(p.warehouse for p in late) or "the warehouse"
-            self._record(
+            self._state.record(
                 "ship_deadline_missed",
                 f"not shipped by {moment(due)} ({presentation.hours(self._state.policy.ship_within)} "
                 f"after payment); still waiting for {where}",
             )
         elif kind == Deadline.CONFIRM_BY:
-            self._move(Command.AUTO_COMPLETE)
-            self._record("completed", "confirmation window ended without a buyer complaint")
+            self._state.move(Command.AUTO_COMPLETE)
+            self._state.record("completed", "confirmation window ended without a buyer complaint")
         elif kind == Deadline.RESTOCK_CHECK:
             await self._try_restock()
         # PROJECT: nothing to do here; the loop projects after any deadline fired
@@ -285,12 +274,8 @@ class OrderWorkflow:
         if failed.handled:
             return f"{failed}; the order is in exception for an operator"
         failed.handled = True
-        if self._state.status != S.EXCEPTION:
-            self._state.failed_in = self._state.status
-        self._move(Command.STEP_FAILED)
-        self._state.exception_reason = f"{failed.step}_failed"
-        self._count_exception()
-        self._record(
+        self._state.to_exception(f"{failed.step}_failed")
+        self._state.record(
             "step_failed",
             f"{failed.summary} failed: {failed.reason}. Fix the cause, then retry the order, or cancel it",
         )
@@ -395,7 +380,7 @@ class OrderWorkflow:
         """A cancel from the channel (the buyer cancelled there); operators use `operate`."""
         return await self._submit(
             "cancel",
-            lambda: self._cancel(
+            lambda: self.cancel_order(
                 request.reason,
                 Command.CANCEL,
                 kind=CancelKind.BUYER_REQUESTED,
@@ -422,7 +407,7 @@ class OrderWorkflow:
     async def operate(self, request: OperatorAction) -> OrderView:
         info = workflow.current_update_info()
         action_id = info.id if info else str(workflow.uuid4())
-        return await self._submit(request.action.value, lambda: self._do_operate(request, action_id))
+        return await self._submit(request.action.value, lambda: self._actions.carry_out(request, action_id))
 
     @operate.validator
     def _validate_operate(self, request: OperatorAction) -> None:
@@ -454,7 +439,7 @@ class OrderWorkflow:
         return self._view()
 
     # ------------------------------------------------------------------ steps
-    async def _reserve_and_arm_payment_timers(self, since: datetime | None = None) -> None:
+    async def reserve_and_arm_payment_timers(self, since: datetime | None = None) -> None:
         """Reserve stock for the unpaid order and choose its payment hold from the stock pressure.
 
         A SKU no warehouse has ever stocked sends the order to exception `unknown_sku` instead: no
@@ -475,17 +460,19 @@ class OrderWorkflow:
             )
         except StepFailed as failed:
             reservation = Reservation(reserved=False)
-            self._record(
+            self._state.record(
                 "reservation_failed", f"{failed}; the order waits unreserved, stock is allocated on payment"
             )
         if reservation.unknown:
-            self._unknown_sku(reservation.unknown)
+            self._state.unknown_sku(reservation.unknown)
             return
         if self._state.policy.reserve_stock and reservation.reserved:
             where = "; ".join(Parcel(p.warehouse, p.lines).describe() for p in reservation.parts)
-            self._record("stock_reserved", where)
+            self._state.record("stock_reserved", where)
         elif self._state.policy.reserve_stock:
-            self._record("stock_not_reserved", "not enough stock to reserve; it is allocated on payment")
+            self._state.record(
+                "stock_not_reserved", "not enough stock to reserve; it is allocated on payment"
+            )
         hold, why = payment_hold_for(self._state.policy, reservation.scarce, reservation.tight)
         self._state.hold_why = why
         start = since or self._state.created_at
@@ -493,25 +480,12 @@ class OrderWorkflow:
             if offset < hold:
                 self._state.deadlines.arm(Timer.reminder(number), start + offset)
         self._state.payment_due_at = self._state.deadlines.arm(Deadline.PAYMENT_TIMEOUT, start + hold)
-        self._record("payment_due", f"by {moment(self._state.payment_due_at)} (in {duration(hold)}): {why}")
-
-    def _unknown_sku(self, skus: list[str]) -> None:
-        """No warehouse has ever stocked these SKUs: an operator must map them before the order can
-        go on (it would otherwise wait for a restock that never comes, or sit on a misleading hold)."""
-        if self._state.status != S.EXCEPTION:
-            self._state.failed_in = self._state.status
-        self._move(Command.STEP_FAILED)
-        self._state.exception_reason = "unknown_sku"
-        self._state.unknown_skus = list(skus)
-        self._count_exception()
-        self._record(
-            "unknown_sku",
-            f"no warehouse has ever stocked {', '.join(skus)} ({self._state.order.channel.value} SKU); "
-            "map it to a known SKU or add stock for it, then retry, or cancel",
+        self._state.record(
+            "payment_due", f"by {moment(self._state.payment_due_at)} (in {duration(hold)}): {why}"
         )
 
     async def _do_pay(self, payment: ConfirmPayment) -> None:
-        self._move(Command.PAY, dry_run=True)
+        self._state.move(Command.PAY, dry_run=True)
         with refusing("the order stays unpaid", name_step=False):
             await self._steps.run(
                 "record_payment",
@@ -520,7 +494,7 @@ class OrderWorkflow:
                 "record payment",
             )
         now = workflow.now()
-        self._move(Command.PAY)
+        self._state.move(Command.PAY)
         self._state.payment = PaymentInfo(
             payment_id=payment.payment_id,
             amount=payment.amount,
@@ -533,11 +507,11 @@ class OrderWorkflow:
         self._state.ship_by = self._state.deadlines.arm(
             Deadline.SHIP_BY, now + self._state.policy.ship_within
         )
-        self._record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
+        self._state.record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
         if not workflow.patched("publish-once-per-command"):
             await self._publish()  # orders started before: the loop publishes after the lock too
 
-    async def _request_lock(
+    async def request_lock(
         self, summary: str, warehouse: str | None = None, generation: int = 0, *, interruptible: bool = False
     ) -> StockLock:
         lock: StockLock = await self._steps.run(
@@ -556,44 +530,25 @@ class OrderWorkflow:
         return lock
 
     async def _lock_stock(self) -> None:
-        lock = await self._request_lock(
+        lock = await self.request_lock(
             "allocate and lock stock", generation=self._state.lock_generation, interruptible=True
         )
         if lock.locked:
-            self._placed_in(lock, Command.LOCK_STOCK)
+            self._state.placed_in(lock, Command.LOCK_STOCK)
             return
         if lock.unknown:  # still waits for restock: booking the SKU in wakes it by itself
-            self._unknown_sku(lock.unknown)
-            self._wait_for_restock()
+            self._state.unknown_sku(lock.unknown)
+            self._state.wait_for_restock()
             return
-        self._move(Command.STOCK_SHORT)
+        self._state.move(Command.STOCK_SHORT)
         self._state.exception_reason = "out_of_stock"
-        self._count_exception()
-        self._wait_for_restock()
+        self._state.count_exception()
+        self._state.wait_for_restock()
         short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
         advice = "; ".join(s.detail for s in lock.suggestions)
-        self._record("out_of_stock", f"short: {short or 'nothing to ship from'}; nothing locked. {advice}")
-
-    def _wait_for_restock(self) -> None:
-        """Stock arriving wakes the order (the restock dispatcher); this timer is the fallback."""
-        self._state.waiting_for_restock = True
-        self._state.restock_every = self._state.policy.restock_check_every
-        self._state.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._state.restock_every)
-
-    def _stop_waiting_for_restock(self) -> None:
-        self._state.waiting_for_restock = False
-        self._state.restock_every = None
-        self._state.deadlines.disarm(Deadline.RESTOCK_CHECK)
-
-    def _placed_in(self, lock: StockLock, command: Command) -> None:
-        self._state.parcels = Parcels.from_parts(lock.parts, self._state.ship_by)
-        self._state.exception_reason = None
-        self._state.failed_in = None
-        self._stop_waiting_for_restock()
-        self._move(command)
-        split = f" (split into {len(lock.parts)} parcels)" if len(lock.parts) > 1 else ""
-        where = "; ".join(p.describe() for p in self._state.parcels.active)
-        self._record("stock_locked", f"{where}{split}")
+        self._state.record(
+            "out_of_stock", f"short: {short or 'nothing to ship from'}; nothing locked. {advice}"
+        )
 
     async def _request_shipment(self, parcel: Parcel) -> None:
         assert self._state.ship_by is not None
@@ -614,7 +569,7 @@ class OrderWorkflow:
             interruptible=True,
         )
         parcel.status = "requested"
-        self._record("shipment_requested", f"{parcel.describe()}, by {moment(self._state.ship_by)}")
+        self._state.record("shipment_requested", f"{parcel.describe()}, by {moment(self._state.ship_by)}")
 
     async def _try_restock(self) -> None:
         """Out of stock: try the lock again; if still short, look again later."""
@@ -622,14 +577,12 @@ class OrderWorkflow:
             return
         every = self._state.restock_every or self._state.policy.restock_check_every
         try:
-            lock = await self._request_lock(
-                "lock stock after restock", generation=self._state.lock_generation
-            )
+            lock = await self.request_lock("lock stock after restock", generation=self._state.lock_generation)
         except StepFailed as failed:
             lock = None
-            self._record("restock_check_failed", f"{failed}; the order keeps waiting for stock")
+            self._state.record("restock_check_failed", f"{failed}; the order keeps waiting for stock")
         if lock is not None and lock.locked:
-            self._placed_in(lock, Command.RESTOCKED)
+            self._state.placed_in(lock, Command.RESTOCKED)
             return
         # Still short: look again later, less and less often (a stock arrival wakes the order anyway).
         self._state.restock_every = min(every * 2, self._state.policy.restock_check_max)
@@ -640,19 +593,19 @@ class OrderWorkflow:
         if parcel is None:
             raise Refused(reason or "no parcel to ship")
         command = self._state.parcels.ship_command(parcel)
-        self._move(command, dry_run=True)
+        self._state.move(command, dry_run=True)
         with refusing("the shipment is not recorded yet: send it again"):
-            await self._ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
-        self._move(command)
+            await self.ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
+        self._state.move(command)
         if self._state.held_since is not None:  # the goods left anyway: accept it, and say so loudly
             self._state.shipped_while_held = True
-            self._record(
+            self._state.record(
                 "shipped_while_held",
                 f"{parcel.warehouse} shipped {shipment.tracking_number} although the order is on hold "
                 f"({self._state.hold_reason}); check with the warehouse and the buyer",
             )
 
-    async def _ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
+    async def ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
         """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
         if parcel.lines:
             await self._steps.run(
@@ -672,7 +625,7 @@ class OrderWorkflow:
         parcel.shipped_at = workflow.now()
         if not self._state.parcels.unshipped():
             self._state.deadlines.disarm(Deadline.SHIP_BY)
-        self._record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
+        self._state.record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
         self._notify(NotificationKind.ORDER_SHIPPED, parcel)
 
     async def _do_track(self, update: TrackingUpdate) -> None:
@@ -682,25 +635,25 @@ class OrderWorkflow:
         carrier_time = f"carrier time {moment(update.at)}"
         detail = f"{parcel.tracking_number}: {update.detail + ' ' if update.detail else ''}({carrier_time})"
         if update.status == "in_transit":
-            self._move(Command.IN_TRANSIT)
+            self._state.move(Command.IN_TRANSIT)
             parcel.status = "in_transit"
-            self._record("in_transit", detail)
+            self._state.record("in_transit", detail)
             return
         command = self._state.parcels.deliver_command(parcel)
-        self._move(command)
+        self._state.move(command)
         parcel.status, parcel.delivered_at = "delivered", workflow.now()
         if command == Command.DELIVER:
             self._state.confirm_by = self._state.deadlines.arm(
                 Deadline.CONFIRM_BY, workflow.now() + self._state.policy.confirm_window
             )
-        self._record("delivered", detail)
+        self._state.record("delivered", detail)
 
     async def _do_confirm_receipt(self) -> None:
-        self._move(Command.CONFIRM_RECEIPT)
+        self._state.move(Command.CONFIRM_RECEIPT)
         self._state.deadlines.disarm(Deadline.CONFIRM_BY)
-        self._record("completed", "buyer confirmed receipt")
+        self._state.record("completed", "buyer confirmed receipt")
 
-    async def _cancel(
+    async def cancel_order(
         self, reason: str, command: Command, *, kind: CancelKind | None = None, message: str | None = None
     ) -> None:
         """Cancel with compensation in reverse order of what was done: stock first, then money.
@@ -709,7 +662,7 @@ class OrderWorkflow:
         exception `cancel_failed`) resumes where it stopped when an operator retries or cancels.
         `reason` is internal (timeline, audit, refund); the buyer is told `kind` in their language,
         or `message` when one was given. A resumed cancellation (no kind) keeps the first one's."""
-        self._move(command, dry_run=True)
+        self._state.move(command, dry_run=True)
         if kind is not None:
             self._state.cancel_kind, self._state.customer_message = kind, message
         try:
@@ -720,11 +673,11 @@ class OrderWorkflow:
                 "release stock",
             )
             if released:
-                self._record(
+                self._state.record(
                     "stock_released", f"{released} unit(s) reserved or locked for the order released"
                 )
             for parcel in self._state.parcels.requested():
-                await self._withdraw(parcel, reason)
+                await self.withdraw(parcel, reason)
             if self._state.payment is not None:
                 refund_id = await self._steps.run(
                     "record_refund",
@@ -738,7 +691,7 @@ class OrderWorkflow:
                     ),
                     "record refund",
                 )
-                self._record(
+                self._state.record(
                     "refund_recorded",
                     f"{self._state.payment.amount} {self._state.payment.currency} owed back ({refund_id})",
                 )
@@ -747,15 +700,15 @@ class OrderWorkflow:
             raise
         if self._state.status == S.EXCEPTION and command != Command.CANCEL:
             command = Command.CANCEL  # a payment timeout resumed by an operator
-        self._move(command)
+        self._state.move(command)
         self._state.cancel_reason = reason
         self._state.cancel_pending = None
         self._state.failed_in = None
         self._state.deadlines.clear()
         self._state.payment_due_at = None
-        self._stop_waiting_for_restock()
+        self._state.stop_waiting_for_restock()
         self._state.held_since = None
-        self._record("cancelled", reason)
+        self._state.record("cancelled", reason)
         self._notify(NotificationKind.ORDER_CANCELLED)
 
     def _cancel_failed(self, reason: str, failed: StepFailed) -> None:
@@ -764,20 +717,16 @@ class OrderWorkflow:
         self._state.cancel_pending = reason
         self._state.deadlines.clear()
         self._state.payment_due_at = None
-        self._stop_waiting_for_restock()
-        if self._state.status != S.EXCEPTION:
-            self._state.failed_in = self._state.status
-        self._move(Command.STEP_FAILED)
-        self._state.exception_reason = "cancel_failed"
-        self._count_exception()
-        self._record(
+        self._state.stop_waiting_for_restock()
+        self._state.to_exception("cancel_failed")
+        self._state.record(
             "cancel_failed",
             f"cancelling ({reason}) stopped at {failed.summary}: {failed.reason}. Fix the cause, then "
             "retry the order: the "
             "cancellation resumes where it stopped",
         )
 
-    async def _withdraw(self, parcel: Parcel, reason: str, *, keep: bool = False) -> None:
+    async def withdraw(self, parcel: Parcel, reason: str, *, keep: bool = False) -> None:
         """Tell the warehouse not to ship. `keep`: the parcel stays the order's (a hold): it is
         requested again on release; otherwise its stock has gone or moved elsewhere."""
         await self._steps.run(
@@ -787,202 +736,14 @@ class OrderWorkflow:
             f"withdraw the shipment request to {parcel.warehouse}",
         )
         parcel.status = "locked" if keep else "withdrawn"
-        self._record("shipment_request_withdrawn", f"{parcel.warehouse}: {reason}")
-
-    async def _withdraw_for_hold(self, reason: str) -> str:
-        """A hold stops the warehouse too: open requests are withdrawn, and sent again on release."""
-        withdrawn: list[str] = []
-        for parcel in self._state.parcels.requested():
-            try:
-                await self._withdraw(parcel, f"on hold: {reason}", keep=True)
-                withdrawn.append(parcel.warehouse)
-            except StepFailed as failed:  # the order is held all the same: say who must not ship
-                self._record(
-                    "withdraw_failed", f"{failed}; tell {parcel.warehouse} not to ship this order while held"
-                )
-        return f"shipment request withdrawn from {', '.join(withdrawn)}" if withdrawn else ""
-
-    # ------------------------------------------------------------------ operator steps
-    async def _do_operate(self, request: OperatorAction, action_id: str) -> None:
-        # Re-checked here: another command may have changed the order since the validator ran.
-        reason = action_refusal(self._view(), request, workflow.now())
-        if reason is not None:
-            raise Refused(reason)
-        action = request.action
-        detail = await self._actions[action](request)
-        self._record(
-            f"operator_{action.value.replace('-', '_')}",
-            f"{request.actor}: {request.reason}" + (f" ({detail})" if detail else ""),
-        )
-        try:
-            await self._steps.run(
-                "record_audit",
-                OrderActivities.record_audit,
-                AuditEntry(
-                    order_id=self._state.order_id,
-                    action_id=action_id,
-                    action=action.value,
-                    actor=request.actor,
-                    reason=request.reason,
-                    params=request.params.model_dump(mode="json", exclude_none=True),
-                    at=workflow.now(),
-                ),
-                "write audit trail",
-            )
-        except StepFailed as failed:  # the action is done; only its audit row is missing
-            self._record("audit_failed", f"{failed}; the timeline above keeps the action")
-
-    # One handler per operator action: it carries the action out and returns the detail the
-    # timeline shows after "<actor>: <reason>" ("" for none).
-    async def _hold(self, request: OperatorAction) -> str:
-        self._state.held_since = workflow.now()
-        self._state.hold_reason = request.reason
-        if workflow.patched("hold-withdraws-shipments"):
-            return await self._withdraw_for_hold(request.reason)
-        return ""
-
-    async def _release(self, _: OperatorAction) -> str:
-        return self._release_hold()
-
-    async def _cancel_by_seller(self, request: OperatorAction) -> str:
-        kind, message = CancelKind.SELLER_CANCELLED, request.params.customer_message
-        await self._cancel(request.reason, Command.CANCEL, kind=kind, message=message)
-        return ""
-
-    async def _extend_payment(self, request: OperatorAction) -> str:
-        until = request.params.until
-        assert until is not None
-        self._state.payment_due_at = self._state.deadlines.arm(Deadline.PAYMENT_TIMEOUT, until)
-        return f"payment now due by {moment(until)}"
-
-    async def _resolve_exception(self, request: OperatorAction) -> str:
-        params = request.params
-        if params.resolution == "cancel-and-refund":
-            short = self._state.exception_reason in ("out_of_stock", "unknown_sku")
-            await self._cancel(
-                request.reason,
-                Command.CANCEL,
-                kind=CancelKind.OUT_OF_STOCK if short else CancelKind.SELLER_CANCELLED,
-                message=params.customer_message,
-            )
-            return ""
-        # an exception restock can cure (RESTOCK_CURES): wait for it, checking at once
-        self._wait_for_restock()
-        self._state.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now())
-        return "waiting for restock: stock arriving wakes the order"
-
-    async def _retry(self, _: OperatorAction) -> str:
-        detail = f"retrying after {self._state.exception_reason}"
-        if self._state.cancel_pending is not None:
-            await self._cancel(self._state.cancel_pending, Command.CANCEL)
-        elif self._state.failed_in == S.PENDING_PAYMENT and self._state.exception_reason == "unknown_sku":
-            # mapped (or not): place it again; the payment hold starts now
-            self._state.status, self._state.status_since = S.PENDING_PAYMENT, workflow.now()
-            self._state.exception_reason, self._state.failed_in, self._state.unknown_skus = None, None, []
-            await self._reserve_and_arm_payment_timers(since=workflow.now())
-        else:
-            self._resume()
-        return detail
-
-    async def _note(self, request: OperatorAction) -> str:
-        return request.params.text or ""
-
-    def _resume(self) -> None:
-        """`retry`: back to where the failed step left the order; out of stock tries the lock again."""
-        resume = (
-            self._state.failed_in if self._state.failed_in in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED) else None
-        )
-        if resume is None:
-            self._move(Command.RETRY)
-        else:  # the parcels are still there: request the ones not yet requested
-            self._state.status, self._state.status_since = resume, workflow.now()
-        self._state.exception_reason = None
-        self._state.unknown_skus = []
-        self._state.failed_in = None
-        self._stop_waiting_for_restock()
-
-    async def _mark_shipped(self, request: OperatorAction) -> str:
-        """A parcel left outside orderflow: every parcel not yet shipped goes with it."""
-        carrier, tracking_number = request.params.carrier, request.params.tracking_number
-        assert carrier is not None
-        assert tracking_number is not None
-        self._move(Command.MARK_SHIPPED, dry_run=True)
-        with refusing("nothing is marked shipped yet: try again"):
-            if not self._state.parcels.active:  # nothing was locked: the parcel carried stock from elsewhere
-                if workflow.patched("mark-shipped-releases-reservation"):
-                    # Stock reserved at placement (a held or failed order) is no longer needed.
-                    released = await self._steps.run(
-                        "release_stock",
-                        InventoryActivities.release_stock,
-                        ReleaseStock(order_id=self._state.order_id),
-                        "release reserved stock",
-                    )
-                    if released:
-                        self._record("stock_released", f"{released} reserved unit(s) released")
-                self._state.parcels = Parcels([Parcel("outside orderflow", [])])
-            for parcel in self._state.parcels.unshipped():
-                await self._ship_parcel(parcel, carrier, tracking_number)
-        self._move(Command.MARK_SHIPPED)
-        self._state.exception_reason = None
-        self._state.failed_in = None
-        self._stop_waiting_for_restock()
-        return ""
-
-    def _release_hold(self) -> str:
-        """Deadlines that fell due during the hold are handled once, as the docs describe."""
-        assert self._state.held_since is not None
-        now = workflow.now()
-        held = now - self._state.held_since
-        self._state.held_since = None
-        self._state.hold_reason = None
-        self._state.deadlines.release_hold(held, now, payment_limit=self._state.created_at + MAX_PAYMENT_HOLD)
-        if Deadline.PAYMENT_TIMEOUT in self._state.deadlines:
-            self._state.payment_due_at = self._state.deadlines.due_at(Deadline.PAYMENT_TIMEOUT)
-        if Deadline.CONFIRM_BY in self._state.deadlines:
-            self._state.confirm_by = self._state.deadlines.due_at(Deadline.CONFIRM_BY)
-        return f"held for {duration(held)}"
-
-    async def _change_address(self, request: OperatorAction) -> str:
-        address = request.params.address
-        assert address is not None
-        if self._state.parcels.requested():
-            with refusing("the address is unchanged"):
-                await self._steps.run(
-                    "change_shipment_address",
-                    OrderActivities.change_shipment_address,
-                    ChangeShipmentAddress(order_id=self._state.order_id, address=address),
-                    "send the new address to the warehouse",
-                )
-        self._state.order = self._state.order.model_copy(update={"shipping_address": address})
-        return f"ship to {address.line1}, {address.postal_code} {address.city}, {address.country}"
-
-    async def _reassign(self, request: OperatorAction) -> str:
-        warehouse = request.params.warehouse
-        assert warehouse is not None
-        old = self._state.parcels.label
-        generation = self._state.lock_generation + 1
-        with refusing("stock stays where it was"):
-            lock = await self._request_lock(
-                f"lock stock in {warehouse}", warehouse=warehouse, generation=generation
-            )
-        if not lock.locked:
-            short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
-            raise Refused(f"{warehouse} cannot fill every line ({short}); stock stays where it was")
-        self._state.lock_generation = generation
-        for parcel in self._state.parcels.requested():
-            try:
-                await self._withdraw(parcel, f"moved to {warehouse}")
-            except StepFailed as failed:  # the stock moved already: say who must not ship
-                self._record("withdraw_failed", f"{failed}; tell {parcel.warehouse} not to ship this order")
-        self._placed_in(lock, Command.REASSIGN_WAREHOUSE)
-        return f"stock moved from {old or 'nowhere'} to {warehouse}"
+        self._state.record("shipment_request_withdrawn", f"{parcel.warehouse}: {reason}")
 
     # ------------------------------------------------------------------ helpers
     def _send_reminder(self, number: int) -> None:
         offsets = self._state.policy.reminder_offsets
         offset = offsets[number - 1]
         self._state.reminders_sent += 1
-        self._record(
+        self._state.record(
             "payment_reminder",
             f"reminder {number} of {len(offsets)} ({presentation.hours(offset)}): "
             f"{presentation.REMINDER_NAMES[number - 1]} sent to {self._state.order.customer.email}",
@@ -1023,32 +784,10 @@ class OrderWorkflow:
                     priority=self._task_priority(),
                 )
             except ActivityError as err:
-                self._record("notification_failed", f"{kind.value}: {err.cause or err}")
+                self._state.record("notification_failed", f"{kind.value}: {err.cause or err}")
             self._unsent.pop((pending.kind, pending.warehouse), None)
 
         self._notifications.append(asyncio.create_task(send()))
-
-    def _move(self, command: Command, *, dry_run: bool = False) -> None:
-        new = next_status(self._state.status, command)
-        if not dry_run and new != self._state.status:
-            self._state.status = new
-            self._state.status_since = workflow.now()
-
-    def _record(self, kind: str, detail: str = "") -> None:
-        self._state.updated_at = workflow.now()
-        self._state.timeline.append(TimelineEvent(at=self._state.updated_at, kind=kind, detail=detail))
-        workflow.logger.info(
-            "order_%s",
-            kind,
-            extra={"order_id": self._state.order_id, "status": self._state.status.value, "detail": detail},
-        )
-
-    def _count_exception(self) -> None:
-        """Metrics from workflow code are not emitted during replay: each exception counts once."""
-        counter = workflow.metric_meter().create_counter(
-            ORDER_EXCEPTIONS, "Orders that went to exception", "1"
-        )
-        counter.add(1, {"reason": self._state.exception_reason or "unknown"})
 
     def _answer_pending(self) -> None:
         if self._current is not None:

@@ -10,6 +10,8 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
+    from core.metrics import ORDER_EXCEPTIONS
+    from domain.effects import StockLock
     from domain.models import (
         CarriedNotification,
         OrderState,
@@ -24,8 +26,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.notifications import CancelKind
     from domain.policy import OrderPolicy
     from domain.priority import Priority, order_priority
+    from domain.transitions import Command, next_status
 
-    from workflows.deadlines import Deadlines
+    from workflows.deadlines import Deadline, Deadlines
     from workflows.parcels import Parcel, Parcels
 
 S = OrderStatus
@@ -141,6 +144,75 @@ class LiveOrder:
             pending=pending,
         )
 
+    # ------------------------------------------------------------------ changes every step makes
+    def record(self, kind: str, detail: str = "") -> None:
+        """A timeline entry (and a log line) at workflow time."""
+        self.updated_at = workflow.now()
+        self.timeline.append(TimelineEvent(at=self.updated_at, kind=kind, detail=detail))
+        workflow.logger.info(
+            "order_%s",
+            kind,
+            extra={"order_id": self.order_id, "status": self.status.value, "detail": detail},
+        )
+
+    def move(self, command: Command, *, dry_run: bool = False) -> None:
+        """Apply the state machine (domain/transitions.py); raises Refused when it forbids `command`.
+        `dry_run`: check only, before a step that would be wasted on a refused command."""
+        new = next_status(self.status, command)
+        if not dry_run and new != self.status:
+            self.status = new
+            self.status_since = workflow.now()
+
+    def to_exception(self, reason: str) -> None:
+        """A step cannot go on: the order waits in exception for an operator; `retry` resumes it
+        where it was."""
+        if self.status != S.EXCEPTION:
+            self.failed_in = self.status
+        self.move(Command.STEP_FAILED)
+        self.exception_reason = reason
+        self.count_exception()
+
+    def count_exception(self) -> None:
+        """Metrics from workflow code are not emitted during replay: each exception counts once."""
+        counter = workflow.metric_meter().create_counter(
+            ORDER_EXCEPTIONS, "Orders that went to exception", "1"
+        )
+        counter.add(1, {"reason": self.exception_reason or "unknown"})
+
+    def unknown_sku(self, skus: list[str]) -> None:
+        """No warehouse has ever stocked these SKUs: an operator must map them before the order can
+        go on (it would otherwise wait for a restock that never comes, or sit on a misleading hold)."""
+        self.to_exception("unknown_sku")
+        self.unknown_skus = list(skus)
+        self.record(
+            "unknown_sku",
+            f"no warehouse has ever stocked {', '.join(skus)} ({self.order.channel.value} SKU); "
+            "map it to a known SKU or add stock for it, then retry, or cancel",
+        )
+
+    def wait_for_restock(self) -> None:
+        """Stock arriving wakes the order (the restock dispatcher); this deadline is the fallback."""
+        self.waiting_for_restock = True
+        self.restock_every = self.policy.restock_check_every
+        self.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self.restock_every)
+
+    def stop_waiting_for_restock(self) -> None:
+        self.waiting_for_restock = False
+        self.restock_every = None
+        self.deadlines.disarm(Deadline.RESTOCK_CHECK)
+
+    def placed_in(self, lock: StockLock, command: Command) -> None:
+        """Stock is locked: the order's parcels are the lock's parts."""
+        self.parcels = Parcels.from_parts(lock.parts, self.ship_by)
+        self.exception_reason = None
+        self.failed_in = None
+        self.stop_waiting_for_restock()
+        self.move(command)
+        split = f" (split into {len(lock.parts)} parcels)" if len(lock.parts) > 1 else ""
+        where = "; ".join(p.describe() for p in self.parcels.active)
+        self.record("stock_locked", f"{where}{split}")
+
+    # ------------------------------------------------------------------ what an operator can do
     def suggested_actions(self) -> list[str]:
         """What an operator can do about the exception, in words."""
         if self.status != S.EXCEPTION:
