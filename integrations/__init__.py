@@ -1,0 +1,1 @@
+"""integrations integration package; shared code lives in named modules."""

@@ -1,0 +1,1 @@
+"""channels integration package; shared code lives in named modules."""

@@ -1,0 +1,1 @@
+"""shopify integration package; shared code lives in named modules."""

@@ -1,0 +1,1 @@
+"""woocommerce integration package; shared code lives in named modules."""

@@ -1,0 +1,1 @@
+"""payments integration package; shared code lives in named modules."""

@@ -1,0 +1,1 @@
+"""stripe integration package; shared code lives in named modules."""
