@@ -8,22 +8,19 @@ sleeps until the next deadline. Every deadline is a typed entry in `_deadlines`
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.common import Priority
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
-    from activities.notifications import NotificationActivities
     from activities.orders import OrderActivities
-    from core.metrics import ORDERS_PLACED, PROJECTION_FAILURES
+    from core.metrics import ORDERS_PLACED
     from domain.effects import (
         CancelShipmentRequest,
         LockStock,
@@ -40,7 +37,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.models import (
         TERMINAL_STATUSES,
         CancelOrder,
-        CarriedNotification,
         ConfirmPayment,
         ConfirmReceipt,
         ConfirmShipment,
@@ -52,33 +48,27 @@ with workflow.unsafe.imports_passed_through():
         StartOrder,
         TrackingUpdate,
     )
-    from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind, Notify
+    from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind
     from domain.operator import OperatorAction, action_refusal, missing_params
     from domain.policy import payment_hold_for
     from domain.transitions import Command, Refused, refusal
 
     from workflows import presentation
-    from workflows import search_attributes as sa
     from workflows.actions import OperatorActions
+    from workflows.customer_mail import CustomerMail
     from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Timer
     from workflows.parcels import Parcel
+    from workflows.projection import Projection
     from workflows.state import LiveOrder
     from workflows.steps import (
-        ACTIVITY_TIMEOUT,
         StepFailed,
         StepHooks,
         StepInterrupted,
         Steps,
-        failure_reason,
         refusing,
     )
 
 S = OrderStatus
-PROJECTION_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=10))
-# A read-model write that failed is tried again after 1 min, doubling to 1 h, until it succeeds.
-PROJECTION_CATCH_UP_FIRST = timedelta(minutes=1)
-PROJECTION_CATCH_UP_MAX = timedelta(hours=1)
-NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(minutes=10))
 # Before continuing as new, in-flight customer mails get this long to finish; the rest are carried.
 NOTIFY_SETTLE = timedelta(minutes=1)
 
@@ -112,9 +102,8 @@ class OrderWorkflow:
         self._placed = False
         self._inbox: list[_Job] = []
         self._current: _Job | None = None
-        self._notifications: list[asyncio.Task[None]] = []
-        self._unsent: dict[tuple[str, str | None], CarriedNotification] = {}
-        self._published_attributes: dict[str, Any] = {}
+        self._mail = CustomerMail(self._state, self._task_priority())
+        self._projection = Projection(self._state, self._task_priority())
         self._steps = Steps(
             StepHooks(
                 patience=self._state.policy.step_patience,
@@ -125,8 +114,6 @@ class OrderWorkflow:
                 answer_pending=self._answer_pending,
             )
         )
-        self._projection_lag: timedelta | None = None  # set while the read model is behind
-        self._projected: OrderView | None = None  # the last view the read model took
         self._actions = OperatorActions(self._state, self._steps, self)
 
     # ------------------------------------------------------------------ main loop
@@ -144,11 +131,7 @@ class OrderWorkflow:
             placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
             placed.add(1, {"channel": order.channel.value})
         else:
-            for carried in start.carried.notifications:
-                parcel = next(
-                    (p for p in self._state.parcels.items if p.warehouse == carried.warehouse), None
-                )
-                self._notify(NotificationKind(carried.kind), parcel)
+            self._mail.resend(start.carried.notifications)
         self._placed = True
         await self._publish()
         while self._state.status not in TERMINAL_STATUSES or self._inbox:
@@ -176,10 +159,10 @@ class OrderWorkflow:
             if self._history_is_long():
                 await self._continue_as_new()
         events = len(self._state.timeline)
-        await asyncio.gather(*self._notifications)
+        await self._mail.finish()
         if len(self._state.timeline) != events:  # a notification failed after the last projection
             await self._publish()
-        while self._projection_lag is not None:  # the read model must see how the order ended
+        while self._projection.lag is not None:  # the read model must see how the order ended
             due = self._state.deadlines.due_at(Deadline.PROJECT) or workflow.now()
             await workflow.sleep(
                 max(due - workflow.now(), timedelta(seconds=1)), summary="catch up the read model"
@@ -295,7 +278,7 @@ class OrderWorkflow:
             return  # a command arrived meanwhile: handle it first, continue as new after
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: all(task.done() for task in self._notifications),
+                self._mail.all_done,
                 timeout=NOTIFY_SETTLE,
                 timeout_summary="let customer mails in flight finish",
             )
@@ -309,7 +292,7 @@ class OrderWorkflow:
                 order_id=self._state.order_id,
                 order=self._state.order,
                 policy=self._state.policy,
-                carried=self._state.carry(list(self._unsent.values())),
+                carried=self._state.carry(self._mail.unsent()),
             )
         )
 
@@ -626,7 +609,7 @@ class OrderWorkflow:
         if not self._state.parcels.unshipped():
             self._state.deadlines.disarm(Deadline.SHIP_BY)
         self._state.record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
-        self._notify(NotificationKind.ORDER_SHIPPED, parcel)
+        self._mail.send(NotificationKind.ORDER_SHIPPED, parcel)
 
     async def _do_track(self, update: TrackingUpdate) -> None:
         parcel, reason = self._state.parcels.for_tracking(update.tracking_number)
@@ -709,7 +692,7 @@ class OrderWorkflow:
         self._state.stop_waiting_for_restock()
         self._state.held_since = None
         self._state.record("cancelled", reason)
-        self._notify(NotificationKind.ORDER_CANCELLED)
+        self._mail.send(NotificationKind.ORDER_CANCELLED)
 
     def _cancel_failed(self, reason: str, failed: StepFailed) -> None:
         """Half-cancelled: no deadline may fire any more, and an operator must see it."""
@@ -748,46 +731,7 @@ class OrderWorkflow:
             f"reminder {number} of {len(offsets)} ({presentation.hours(offset)}): "
             f"{presentation.REMINDER_NAMES[number - 1]} sent to {self._state.order.customer.email}",
         )
-        self._notify(PAYMENT_REMINDERS[number - 1])
-
-    def _notify(self, kind: NotificationKind, parcel: Parcel | None = None) -> None:
-        """Customer mail runs beside the order: a slow mail server never holds the order up."""
-        notify = Notify(
-            order_id=self._state.order_id,
-            kind=kind,
-            reference=parcel.warehouse if parcel and len(self._state.parcels.active) > 1 else None,
-            customer=self._state.order.customer,
-            channel_order_id=self._state.order.channel_order_id,
-            lines=self._state.order.lines,
-            total=self._state.order.total,
-            currency=self._state.order.currency,
-            cancel_kind=self._state.cancel_kind if kind == NotificationKind.ORDER_CANCELLED else None,
-            customer_message=self._state.customer_message
-            if kind == NotificationKind.ORDER_CANCELLED
-            else None,
-            carrier=parcel.carrier if parcel else None,
-            tracking_number=parcel.tracking_number if parcel else None,
-            payment_due_at=self._state.payment_due_at if kind in PAYMENT_REMINDERS else None,
-        )
-
-        pending = CarriedNotification(kind=kind.value, warehouse=parcel.warehouse if parcel else None)
-        self._unsent[(pending.kind, pending.warehouse)] = pending
-
-        async def send() -> None:
-            try:
-                await workflow.execute_activity_method(
-                    NotificationActivities.notify_customer,
-                    notify,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=NOTIFY_RETRY,
-                    summary=f"email {kind.value} to the buyer",
-                    priority=self._task_priority(),
-                )
-            except ActivityError as err:
-                self._state.record("notification_failed", f"{kind.value}: {err.cause or err}")
-            self._unsent.pop((pending.kind, pending.warehouse), None)
-
-        self._notifications.append(asyncio.create_task(send()))
+        self._mail.send(PAYMENT_REMINDERS[number - 1])
 
     def _answer_pending(self) -> None:
         if self._current is not None:
@@ -797,68 +741,7 @@ class OrderWorkflow:
         return Priority(priority_key=self._state.priority.key)
 
     async def _publish(self) -> None:
-        """Project the view to the read model and show the Web UI where the order stands.
-
-        A read-model write that fails never stops the order: it is tried again by a timer (1 min
-        doubling to 1 h) until it goes through; meanwhile the row says it lags (services/orders.py)."""
-        view = self._view()
-        if view == self._projected and workflow.patched("publish-once-per-command"):
-            return  # nothing changed since the last read-model write (e.g. a refused command)
-        upcoming = self._state.deadlines.next()
-        next_deadline = (upcoming[0].label(self._state.policy), upcoming[1]) if upcoming else None
-        workflow.set_current_details(presentation.current_details(view, next_deadline))
-        # Warehouses (a keyword list) replaced the Warehouse label; recorded histories upserted the label.
-        warehouse_list = workflow.patched("warehouses-keyword-list")
-        self._upsert_search_attributes(presentation.search_attributes(view, warehouse_list=warehouse_list))
-        try:
-            if workflow.patched("projection-as-activity"):
-                # A regular activity: a local one could outlive a workflow task the server gave up on.
-                await workflow.execute_activity_method(
-                    OrderActivities.project_order,
-                    view,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=PROJECTION_RETRY,
-                    summary="project order to read model",
-                    priority=self._task_priority(),
-                )
-            else:  # orders started before: their histories hold local-activity markers
-                await workflow.execute_local_activity_method(
-                    OrderActivities.project_order,
-                    view,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=PROJECTION_RETRY,
-                    summary="project order to read model",
-                )
-        except Exception as err:  # whatever the read model says, the order goes on
-            cause = err.cause if isinstance(err, ActivityError) and err.cause else err
-            lag = self._projection_lag
-            self._projection_lag = (
-                PROJECTION_CATCH_UP_FIRST if lag is None else min(lag * 2, PROJECTION_CATCH_UP_MAX)
-            )
-            self._state.deadlines.arm(Deadline.PROJECT, workflow.now() + self._projection_lag)
-            failures = workflow.metric_meter().create_counter(
-                PROJECTION_FAILURES, "Read-model writes that failed and will be tried again", "1"
-            )
-            failures.add(1)
-            workflow.logger.warning(
-                "projection_failed", extra={"order_id": self._state.order_id, "error": failure_reason(cause)}
-            )
-            return
-        self._projected = view
-        if self._projection_lag is not None:
-            self._projection_lag = None
-            self._state.deadlines.disarm(Deadline.PROJECT)
-
-    def _upsert_search_attributes(self, wanted: dict[str, Any]) -> None:
-        """Upsert only what changed since the last time: fewer history events per order."""
-        changed = {k: v for k, v in wanted.items() if self._published_attributes.get(k, ...) != v}
-        if not changed:
-            return
-        keys = {key.name: key for key in sa.ALL}
-        workflow.upsert_search_attributes(
-            [keys[k].value_set(v) if v is not None else keys[k].value_unset() for k, v in changed.items()]
-        )
-        self._published_attributes.update(changed)
+        await self._projection.publish(self._view())
 
     def _view(self) -> OrderView:
         steps = self._steps
