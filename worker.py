@@ -33,6 +33,7 @@ from services.mail_queue import MailQueue
 from services.notifications import NotificationOutbox
 from services.orders import OrderStore
 from services.payments import PaymentService
+from services.secrets import SecretBox, SecretKeyProblem, check_secret_key
 from services.shipments import ShipmentService
 from services.warehouses import WarehouseService
 from workflows.mail import MailDispatcherWorkflow
@@ -125,8 +126,18 @@ async def start_mail_dispatcher(client: Client, settings: Settings) -> None:
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    # A missing or wrong secret key stops the start with SecretKeyProblem saying what to do: the
+    # worker's outbound calls read shop secrets, never a plaintext stand-in.
+    engine = make_engine(settings.database_url)
+    try:
+        box = SecretBox(settings.secret_key, settings.secret_keys_previous)
+        create_schema(engine)
+        check_secret_key(engine, box)
+    except SecretKeyProblem as exc:
+        log.error("worker_cannot_start", problem=str(exc))
+        raise SystemExit(2) from None
     client = await connect(settings, metrics_runtime(settings.worker_metrics_address))
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -13,6 +13,7 @@ from api.errors import Forbidden, Unauthorized
 from api.guard import CALLER_SCOPE_KEY
 from app.orders import OrderGateway
 from app.restock import Restocker as RestockSweeps
+from app.shops import Shops as ShopCases
 from domain.access import Caller, Permission
 from services.audit import AuditService
 from services.auth import ApiKeyService
@@ -76,7 +77,9 @@ Inventory = Annotated[InventoryService, _from_state("inventory")]
 Audit = Annotated[AuditService, _from_state("audit")]
 Warehouses = Annotated[WarehouseService, _from_state("warehouses")]
 Restocker = Annotated[RestockSweeps, _from_state("restocker")]
+Shops = Annotated[ShopCases, _from_state("shops")]
 Reader = Annotated[Caller, _require(Permission.READ)]
 Writer = Annotated[Caller, _require(Permission.WRITE)]
 Operator = Annotated[Caller, _require(Permission.OPERATE)]
 WarehouseManager = Annotated[Caller, _require(Permission.MANAGE_WAREHOUSES)]
+ShopManager = Annotated[Caller, _require(Permission.MANAGE_SHOPS)]

@@ -15,9 +15,11 @@ from temporalio.runtime import Runtime
 from api.errors import ERROR_RESPONSES, install_error_handlers
 from api.guard import DOCS_ASSETS, JSON_BODY_LIMIT, ApiKeyGuard
 from api.routes import actions, inventory, orders
+from api.routes import shops as shops_routes
 from api.routes import warehouses as warehouses_routes
 from app.orders import OrderGateway
 from app.restock import Restocker
+from app.shops import Shops
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.metrics import ORDERS_BY_STATUS, READ_MODEL_LAGGING, metrics_runtime
@@ -29,6 +31,8 @@ from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
 from services.orders import OrderStore
+from services.secrets import SecretBox, check_secret_key
+from services.shops import ShopService
 from services.warehouses import WarehouseService
 
 
@@ -57,8 +61,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(settings.log_level, settings.log_json)
+        # A missing or wrong secret key stops the start (SecretKeyProblem says what to do), before the
+        # API answers anything: shop secrets are never stored or read in plaintext.
+        box = SecretBox(settings.secret_key, settings.secret_keys_previous)
         engine = make_engine(settings.database_url)
         create_schema(engine)
+        check_secret_key(engine, box)
         runtime = metrics_runtime(settings.api_metrics_address)
         client = await connect(settings, runtime)
         store = OrderStore(engine)
@@ -73,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway = OrderGateway(client, store, settings)
         app.state.gateway = gateway
         app.state.restocker = Restocker(gateway, store)
+        app.state.shops = Shops(ShopService(engine, box, settings.webhook_secret_grace))
         gauges = asyncio.create_task(_publish_order_counts(runtime, store)) if runtime else None
         yield
         if gauges:
@@ -93,7 +102,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ApiKeyGuard)
     # Every body has a limit, checked as it streams in; a route may set its own (the CSV import does).
-    for router in (actions.router, orders.router, inventory.router, warehouses_routes.router):
+    routers = (actions.router, orders.router, inventory.router, warehouses_routes.router, shops_routes.router)
+    for router in routers:
         app.include_router(router, max_body_size=JSON_BODY_LIMIT)
 
     @app.get("/healthz", tags=["ops"])

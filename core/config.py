@@ -60,6 +60,16 @@ Rates = Annotated[dict[CurrencyCode, Rate], NoDecode, BeforeValidator(parse_rate
 Tags = Annotated[tuple[str, ...], NoDecode, BeforeValidator(parse_tags)]
 
 
+def parse_keys(value: Any) -> Any:
+    """'key1, key2' -> ('key1', 'key2'): older secret keys, newest first."""
+    if isinstance(value, str):
+        return tuple(key.strip() for key in value.split(",") if key.strip())
+    return value
+
+
+SecretKeys = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(parse_keys)]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_", extra="ignore")
 
@@ -93,6 +103,12 @@ class Settings(BaseSettings):
     campaign_tags: Tags = CAMPAIGN_TAGS
 
     bootstrap_api_key: SecretStr | None = None
+    # Fernet key that encrypts shop credentials at rest (services/secrets.py); required by the API and
+    # the worker. Older keys still decrypt (rotation); every start re-encrypts with the current one.
+    secret_key: SecretStr | None = None
+    secret_keys_previous: SecretKeys = ()
+    # A rotated webhook secret stays valid this long, so deliveries signed with the old one still pass.
+    webhook_secret_grace: Duration = Field(default=timedelta(hours=24))
 
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -143,6 +159,7 @@ class Settings(BaseSettings):
         "workflow_answer_timeout",
         "busy_retry_after",
         "mail_give_up_after",
+        "webhook_secret_grace",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:

@@ -3,9 +3,48 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+MASK = "***"
+# A field named like one of these carries a secret (a word of its snake_case, kebab-case or camelCase
+# name: client_secret, accessToken, X-Shopify-Access-Token, stripe_secret_key, password, credentials).
+SECRET_WORDS = frozenset(
+    {"secret", "secrets", "token", "tokens", "password", "passwd", "key", "keys"}
+    | {"credential", "credentials", "authorization", "cookie", "signature", "hmac"}
+)
+# ...except names of identifiers that merely mention one: key_id, token_type, secret_name.
+NOT_SECRET_ENDINGS = ("id", "ids", "name", "names", "type", "count", "set")
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def is_secret_field(name: str) -> bool:
+    words = [word.lower() for word in _WORDS.findall(str(name))]
+    return bool(words) and words[-1] not in NOT_SECRET_ENDINGS and not SECRET_WORDS.isdisjoint(words)
+
+
+def _masked(value: Any, depth: int = 0) -> Any:
+    if depth > 5:
+        return value
+    if isinstance(value, Mapping):
+        return {k: MASK if is_secret_field(k) else _masked(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(item, depth + 1) for item in value)
+    return value
+
+
+def mask_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """Replace the value of every field named like a secret (SECRET_WORDS), also inside dicts and lists
+    (headers, a shop's credentials), so a log line never carries one."""
+    return {
+        key: (MASK if key != "event" and is_secret_field(key) else _masked(value))
+        for key, value in event_dict.items()
+    }
 
 
 def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
@@ -33,6 +72,7 @@ def configure_logging(level: str = "INFO", json: bool | None = None) -> None:
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            mask_secrets,  # last before rendering: stdlib records' `extra=` fields are masked too
             structlog.processors.format_exc_info,
             renderer,
         ],

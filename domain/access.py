@@ -29,6 +29,7 @@ class Permission(StrEnum):
     WRITE = "write"  # create orders, payments, shipments, tracking, stock counts
     OPERATE = "operate"  # interventions on orders
     MANAGE_WAREHOUSES = "manage warehouses"  # create and describe warehouses (where stock can be)
+    MANAGE_SHOPS = "manage shops"  # connect shops and set their secrets
 
 
 # README's "Roles" paragraph says the same in words; tests/api/test_roles.py checks every route against it.

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.fernet import Fernet
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -137,6 +138,20 @@ class DevConfig:
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
             path.write_text("dev-" + secrets.token_urlsafe(24))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def secret_key(self) -> str:
+        """The Fernet key that encrypts shop secrets (ORDERS_SECRET_KEY): made once per data dir and kept
+        there, since the database's secrets can only be read with it. An ORDERS_SECRET_KEY already set
+        in the environment wins."""
+        if os.environ.get("ORDERS_SECRET_KEY"):
+            return os.environ["ORDERS_SECRET_KEY"]
+        path = self.data_dir / "secret-key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(Fernet.generate_key().decode())
             path.chmod(0o600)
         return path.read_text().strip()
 
@@ -340,6 +355,7 @@ async def start_stack(stack: Stack, config: DevConfig, settings: Settings) -> No
         "ORDERS_TEMPORAL_UI_URL": config.ui_url,
         "ORDERS_DATABASE_URL": config.database_url,
         "ORDERS_BOOTSTRAP_API_KEY": config.demo_key,
+        "ORDERS_SECRET_KEY": config.secret_key,
         "ORDERS_WORKER_METRICS_ADDRESS": config.worker_metrics,
         "ORDERS_API_METRICS_ADDRESS": config.api_metrics,
     }

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Numeric, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Numeric, Text, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 
@@ -30,6 +30,7 @@ class OrderKey(SQLModel, table=True):
     channel_order_id: str = Field(primary_key=True, max_length=100)
     order_id: str = Field(unique=True, max_length=40)
     created_at: datetime = _ts(default_factory=utcnow)
+    shop_id: str | None = Field(default=None, max_length=64)  # None only before the insert hook runs
 
 
 class Stock(SQLModel, table=True):
@@ -191,6 +192,8 @@ class OrderRow(SQLModel, table=True):
     confirm_by: datetime | None = _ts(default=None, nullable=True)
     version: int = 0  # timeline length: an older projection never overwrites a newer one
     view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # The shop the order came from; until orders carry it, the channel's default shop (revision 0007).
+    shop_id: str | None = Field(default=None, index=True, max_length=64)
 
 
 class ReadModelLag(SQLModel, table=True):
@@ -240,3 +243,54 @@ class ApiKey(SQLModel, table=True):
     secret_sha256: str = Field(max_length=64)
     created_at: datetime = _ts(default_factory=utcnow)
     revoked_at: datetime | None = _ts(default=None, nullable=True)
+
+
+class Shop(SQLModel, table=True):
+    """A seller's store on a channel (services/shops.py); its secrets are in shop_secrets, encrypted."""
+
+    __tablename__ = "shops"
+    shop_id: str = Field(primary_key=True, max_length=64)
+    channel: str = Field(index=True, max_length=32)
+    name: str = Field(max_length=100)
+    url: str | None = Field(default=None, max_length=255)  # None: a default shop nobody described yet
+    currency: str | None = Field(default=None, max_length=3)
+    language: str | None = Field(default=None, max_length=16)
+    stripe_account_id: str | None = Field(default=None, index=True, max_length=105)
+    authorized_counts_as_paid: bool = False
+    stock_buffer: int = 0
+    healthy: bool = True
+    last_error: str | None = Field(default=None, max_length=500)
+    last_error_at: datetime | None = _ts(default=None, nullable=True)
+    created_at: datetime = _ts(default_factory=utcnow)
+    updated_at: datetime = _ts(default_factory=utcnow)
+
+
+class ShopSecret(SQLModel, table=True):
+    """One secret of a shop, Fernet-encrypted (services/secrets.py). A rotated webhook secret keeps
+    the previous ciphertext and when it was replaced, for the grace period."""
+
+    __tablename__ = "shop_secrets"
+    shop_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=32)
+    ciphertext: str = Field(sa_type=Text)
+    changed_at: datetime = _ts(default_factory=utcnow)
+    previous_ciphertext: str | None = Field(default=None, sa_type=Text)
+    replaced_at: datetime | None = _ts(default=None, nullable=True)
+
+
+class SecretCanary(SQLModel, table=True):
+    """A known text encrypted with the secret key: at start-up it proves the configured key can still
+    decrypt this database's secrets (services/secrets.py)."""
+
+    __tablename__ = "secret_canary"
+    id: int = Field(default=1, primary_key=True)
+    ciphertext: str = Field(sa_type=Text)
+    created_at: datetime = _ts(default_factory=utcnow)
+
+
+@event.listens_for(OrderKey, "before_insert")
+@event.listens_for(OrderRow, "before_insert")
+def _default_shop(_mapper: Any, _connection: Any, row: OrderKey | OrderRow) -> None:
+    """Orders do not name their shop yet: they belong to their channel's default shop."""
+    if row.shop_id is None:
+        row.shop_id = f"{row.channel}-default"  # domain.shops.default_shop_id

@@ -21,6 +21,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 REQUIRE_COMPOSE = os.environ.get("ORDERFLOW_REQUIRE_COMPOSE") == "1"
 INSTALL_HINT = "apt-get install -y --no-install-recommends docker-compose"
 BOOTSTRAP_KEY = "compose-test-bootstrap-key"
+SECRET_KEY = "Rv5hcJCkTIuOcQiBRBFtOMg9ND2HHSAPVwPyCT2_soQ="  # a Fernet key made for the tests
 
 SERVICES = {"postgres", "temporal-schema", "temporal", "temporal-setup", "temporal-ui", "api", "worker"}
 LONG_RUNNING = {"postgres", "temporal", "temporal-ui", "api", "worker"}
@@ -66,6 +67,7 @@ def _compose(
     env_file: Path, *args: str, bootstrap_key: str | None = BOOTSTRAP_KEY
 ) -> subprocess.CompletedProcess[str]:
     env = {name: os.environ[name] for name in ("PATH", "HOME", "LANG") if name in os.environ}
+    env["ORDERS_SECRET_KEY"] = SECRET_KEY
     if bootstrap_key is not None:
         env["ORDERS_BOOTSTRAP_API_KEY"] = bootstrap_key
     command = [_executable(), "--env-file", str(env_file), "-f", str(COMPOSE_FILE), *args]
@@ -284,6 +286,10 @@ def test_the_api_key_comes_from_the_environment_and_is_required(config: Config, 
     missing = _compose(env_file, "config", "--quiet", bootstrap_key=None)
     assert missing.returncode != 0
     assert "ORDERS_BOOTSTRAP_API_KEY" in missing.stderr
+
+
+def test_both_the_api_and_the_worker_get_the_secret_key(config: Config) -> None:
+    assert all(_environment(config, name)["ORDERS_SECRET_KEY"] == SECRET_KEY for name in APP)
 
 
 # -------------------------------------------------------------- images

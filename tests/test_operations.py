@@ -28,6 +28,7 @@ from services.orders import OrderStore
 from tests.services.test_orders_store import make_view
 from tests.support.factories import eventually, order, payment_for, start_order, terminate_started
 from tests.support.processes import free_port
+from tests.support.temporal import TEST_SECRET_KEY
 from workflows.order import OrderWorkflow
 
 ROOT = Path(__file__).parents[1]
@@ -53,6 +54,7 @@ def worker_process(settings: Settings, env: dict[str, str], log: Path) -> Iterat
         "ORDERS_TASK_QUEUE": settings.task_queue,
         "ORDERS_DATABASE_URL": settings.database_url,
         "ORDERS_PAYMENT_HOLD_RULE": "fixed",
+        "ORDERS_SECRET_KEY": TEST_SECRET_KEY,
         **env,
     }
     with log.open("wb") as out:
@@ -111,6 +113,7 @@ async def test_api_exports_orders_by_status(dev_env: WorkflowEnvironment, sqlite
         task_queue=f"orders-api-metrics-{free_port()}",
         database_url=str(sqlite_engine.url),
         api_metrics_address=address,
+        secret_key=TEST_SECRET_KEY,
     )
     store = OrderStore(sqlite_engine)
     store.project(make_view("ord_m1"))

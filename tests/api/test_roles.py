@@ -60,12 +60,16 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/warehouses"): READ,
     ("GET", "/warehouses/{code}"): READ,
     ("PUT", "/warehouses/{code}"): OPERATE,
+    ("GET", "/shops"): READ,
+    ("GET", "/shops/{shop_id}"): READ,
+    ("PUT", "/shops/{shop_id}"): OPERATE,
 }
 
 # Values for path parameters: names of things that do not exist, so an allowed call ends in 404 or 422
 # (its body is `{}`) and changes nothing.
 PATH_VALUES = {"order_id": "ord_none", "action": "hold", "warehouse": "WH-NONE", "sku": "SKU-NONE"}
 PATH_VALUES["code"] = "WH-NONE"
+PATH_VALUES["shop_id"] = "shop-none"
 
 
 def app_routes(app: FastAPI) -> set[tuple[str, str]]:

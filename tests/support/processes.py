@@ -158,6 +158,7 @@ class WorkerProcess(Child):
         env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERS_")}
         env.update(settings)
         env.setdefault("ORDERS_LOG_JSON", "true")
+        env.setdefault("ORDERS_SECRET_KEY", "Rv5hcJCkTIuOcQiBRBFtOMg9ND2HHSAPVwPyCT2_soQ=")  # TEST_SECRET_KEY
         super().__init__("worker", [sys.executable, "worker.py"], tmp_path / "worker.log", env)
 
     async def wait_polling(self, client: Client, task_queue: str, within: float = READY_TIMEOUT) -> None:

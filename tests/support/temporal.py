@@ -27,12 +27,18 @@ def temporal_binary(name: str) -> str:
     return found
 
 
+# The secret key every test's settings carry (a Fernet key made for the tests, no secret): one for all
+# tests, since the databases they share keep a canary encrypted with it.
+TEST_SECRET_KEY = "Rv5hcJCkTIuOcQiBRBFtOMg9ND2HHSAPVwPyCT2_soQ="
+
+
 def make_settings(**overrides: Any) -> Settings:
-    """Settings for one test: its own task queue, and the fixed payment hold (5 days) unless the
-    test is about the hold chosen from stock pressure."""
+    """Settings for one test: its own task queue, the tests' secret key, and the fixed payment hold
+    (5 days) unless the test is about the hold chosen from stock pressure."""
     values: dict[str, Any] = {
         "task_queue": f"orders-{uuid.uuid4().hex[:8]}",
         "payment_hold_rule": "fixed",
+        "secret_key": TEST_SECRET_KEY,
         **overrides,
     }
     return Settings(**values)
