@@ -131,6 +131,7 @@ def bench_settings(database_url: str, **overrides: Any) -> Settings:
         "smtp_host": None,
         "log_level": "WARNING",
         "log_json": False,
+        "secret_key": "l2PtYMOz4yZVw6PqYqO9q0cEuT5hX7UaPCbw9jEzJ8k=",  # a Fernet key for benchmarks only
         **overrides,
     }
     return Settings(**values)
