@@ -310,7 +310,8 @@ class CarriedNotification(Model):
 
 
 class OrderState(Model):
-    """Everything OrderWorkflow keeps, carried into the next run when it continues as new."""
+    """Everything OrderWorkflow keeps (workflows/state.py's LiveOrder), carried into the next run when
+    it continues as new. Running orders carry this shape: add fields with defaults, rename none."""
 
     status: OrderStatus
     created_at: datetime

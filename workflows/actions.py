@@ -4,15 +4,13 @@ the detail the timeline shows after "<actor>: <reason>"; every action leaves an 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Protocol
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.inventory import InventoryActivities
     from activities.orders import OrderActivities
-    from domain.effects import AuditEntry, ChangeShipmentAddress, ReleaseStock, StockLock
+    from domain.effects import AuditEntry, ChangeShipmentAddress, ReleaseStock
     from domain.humanize import duration, moment
     from domain.models import OrderStatus, OrderView
     from domain.notifications import CancelKind
@@ -21,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.transitions import Command, Refused
 
     from workflows.deadlines import Deadline
+    from workflows.fulfilment import Fulfilment
     from workflows.parcels import Parcel, Parcels
     from workflows.state import LiveOrder
     from workflows.steps import StepFailed, Steps, refusing
@@ -29,31 +28,14 @@ S = OrderStatus
 Handler = Callable[[OperatorAction], Awaitable[str]]
 
 
-class Fulfilment(Protocol):
-    """The order's own steps the actions reuse (OrderWorkflow)."""
-
-    def view(self) -> OrderView: ...
-
-    async def cancel_order(
-        self, reason: str, command: Command, *, kind: CancelKind | None = None, message: str | None = None
-    ) -> None: ...
-
-    async def withdraw(self, parcel: Parcel, reason: str, *, keep: bool = False) -> None: ...
-
-    async def reserve_and_arm_payment_timers(self, since: datetime | None = None) -> None: ...
-
-    async def request_lock(
-        self, summary: str, warehouse: str | None = None, generation: int = 0, *, interruptible: bool = False
-    ) -> StockLock: ...
-
-    async def ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None: ...
-
-
 class OperatorActions:
-    def __init__(self, state: LiveOrder, steps: Steps, fulfilment: Fulfilment) -> None:
+    def __init__(
+        self, state: LiveOrder, steps: Steps, fulfilment: Fulfilment, view: Callable[[], OrderView]
+    ) -> None:
         self._state = state
         self._steps = steps
         self._order = fulfilment
+        self._view = view
         self._handlers: dict[Action, Handler] = {
             Action.HOLD: self._hold,
             Action.RELEASE: self._release,
@@ -69,7 +51,7 @@ class OperatorActions:
 
     async def carry_out(self, request: OperatorAction, action_id: str) -> None:
         # Re-checked here: another command may have changed the order since the validator ran.
-        reason = action_refusal(self._order.view(), request, workflow.now())
+        reason = action_refusal(self._view(), request, workflow.now())
         if reason is not None:
             raise Refused(reason)
         action, state = request.action, self._state

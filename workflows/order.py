@@ -2,8 +2,10 @@
 
 Updates validate a command against domain rules and queue it; the main loop is the only place that
 runs side effects, one command at a time, then takes the automatic next step (`_advance`), then
-sleeps until the next deadline. Every deadline is a typed entry in `_deadlines`
-(workflows/deadlines.py), fixed from workflow.now(); a hold pauses them all.
+sleeps until the next deadline (workflows/deadlines.py, fixed from workflow.now(); a hold pauses them
+all), fires what is due, and continues as new when the history grows. What it orchestrates lives
+beside it: the order's state (state.py), its steps (fulfilment.py, each activity run by steps.py),
+operator actions (actions.py), customer mail (customer_mail.py) and the projection (projection.py).
 """
 
 from __future__ import annotations
@@ -18,22 +20,8 @@ from temporalio.common import Priority
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.inventory import InventoryActivities
-    from activities.orders import OrderActivities
     from core.metrics import ORDERS_PLACED
-    from domain.effects import (
-        CancelShipmentRequest,
-        LockStock,
-        RecordPayment,
-        RecordRefund,
-        ReleaseStock,
-        RequestShipment,
-        Reservation,
-        ReserveStock,
-        ShipStock,
-        StockLock,
-    )
-    from domain.humanize import duration, moment
+    from domain.humanize import moment
     from domain.models import (
         TERMINAL_STATUSES,
         CancelOrder,
@@ -42,22 +30,20 @@ with workflow.unsafe.imports_passed_through():
         ConfirmShipment,
         OrderStatus,
         OrderView,
-        PaymentInfo,
         PendingCommand,
         RestockCheck,
         StartOrder,
         TrackingUpdate,
     )
-    from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind
+    from domain.notifications import CancelKind
     from domain.operator import OperatorAction, action_refusal, missing_params
-    from domain.policy import payment_hold_for
     from domain.transitions import Command, Refused, refusal
 
     from workflows import presentation
     from workflows.actions import OperatorActions
     from workflows.customer_mail import CustomerMail
-    from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Timer
-    from workflows.parcels import Parcel
+    from workflows.deadlines import Deadline, Timer
+    from workflows.fulfilment import Fulfilment
     from workflows.projection import Projection
     from workflows.state import LiveOrder
     from workflows.steps import (
@@ -65,7 +51,6 @@ with workflow.unsafe.imports_passed_through():
         StepHooks,
         StepInterrupted,
         Steps,
-        refusing,
     )
 
 S = OrderStatus
@@ -114,7 +99,8 @@ class OrderWorkflow:
                 answer_pending=self._answer_pending,
             )
         )
-        self._actions = OperatorActions(self._state, self._steps, self)
+        self._fulfil = Fulfilment(self._state, self._steps, self._mail, self._publish)
+        self._actions = OperatorActions(self._state, self._steps, self._fulfil, self.view)
 
     # ------------------------------------------------------------------ main loop
     @workflow.run
@@ -127,7 +113,7 @@ class OrderWorkflow:
                 f"total {order.total} {order.currency}; priority {self._state.priority.key} "
                 f"({', '.join(self._state.priority.why)})",
             )
-            await self.reserve_and_arm_payment_timers()
+            await self._fulfil.reserve_and_arm_payment_timers()
             placed = workflow.metric_meter().create_counter(ORDERS_PLACED, "Orders placed", "1")
             placed.add(1, {"channel": order.channel.value})
         else:
@@ -208,9 +194,9 @@ class OrderWorkflow:
     async def _fire(self, timer: Timer, due: datetime) -> None:
         kind = timer.kind
         if kind == Deadline.PAYMENT_REMINDER:
-            self._send_reminder(timer.number)
+            self._fulfil.send_reminder(timer.number)
         elif kind == Deadline.PAYMENT_TIMEOUT:
-            await self.cancel_order(
+            await self._fulfil.cancel_order(
                 "payment_timeout", Command.PAYMENT_TIMEOUT, kind=CancelKind.PAYMENT_TIMEOUT
             )
         elif kind == Deadline.SHIP_BY:
@@ -228,7 +214,7 @@ class OrderWorkflow:
             self._state.move(Command.AUTO_COMPLETE)
             self._state.record("completed", "confirmation window ended without a buyer complaint")
         elif kind == Deadline.RESTOCK_CHECK:
-            await self._try_restock()
+            await self._fulfil.try_restock()
         # PROJECT: nothing to do here; the loop projects after any deadline fired
 
     async def _advance(self) -> bool:
@@ -237,12 +223,12 @@ class OrderWorkflow:
         while self._state.held_since is None:
             try:
                 if self._state.status == S.PAID:
-                    await self._lock_stock()
+                    await self._fulfil.lock_stock()
                 elif (
                     self._state.status in (S.STOCK_LOCKED, S.PARTIALLY_SHIPPED)
                     and self._state.parcels.to_request()
                 ):
-                    await self._request_shipment(self._state.parcels.to_request()[0])
+                    await self._fulfil.request_shipment(self._state.parcels.to_request()[0])
                 else:
                     break
             except StepInterrupted:
@@ -307,7 +293,7 @@ class OrderWorkflow:
     async def pay(self, payment: ConfirmPayment) -> OrderView:
         if self._state.payment and self._state.payment.payment_id == payment.payment_id:
             return self._view()  # the same payment again (webhook retry): nothing changes
-        return await self._submit("pay", lambda: self._do_pay(payment))
+        return await self._submit("pay", lambda: self._fulfil.pay(payment))
 
     @pay.validator
     def _validate_pay(self, payment: ConfirmPayment) -> None:
@@ -328,7 +314,7 @@ class OrderWorkflow:
 
     @workflow.update
     async def ship(self, shipment: ConfirmShipment) -> OrderView:
-        return await self._submit("ship", lambda: self._do_ship(shipment))
+        return await self._submit("ship", lambda: self._fulfil.ship(shipment))
 
     @ship.validator
     def _validate_ship(self, shipment: ConfirmShipment) -> None:
@@ -339,7 +325,7 @@ class OrderWorkflow:
 
     @workflow.update
     async def track(self, update: TrackingUpdate) -> OrderView:
-        return await self._submit("track", lambda: self._do_track(update))
+        return await self._submit("track", lambda: self._fulfil.track(update))
 
     @track.validator
     def _validate_track(self, update: TrackingUpdate) -> None:
@@ -352,7 +338,7 @@ class OrderWorkflow:
 
     @workflow.update
     async def confirm_receipt(self, _: ConfirmReceipt) -> OrderView:
-        return await self._submit("confirm_receipt", self._do_confirm_receipt)
+        return await self._submit("confirm_receipt", self._fulfil.confirm_receipt)
 
     @confirm_receipt.validator
     def _validate_confirm_receipt(self, _: ConfirmReceipt) -> None:
@@ -363,7 +349,7 @@ class OrderWorkflow:
         """A cancel from the channel (the buyer cancelled there); operators use `operate`."""
         return await self._submit(
             "cancel",
-            lambda: self.cancel_order(
+            lambda: self._fulfil.cancel_order(
                 request.reason,
                 Command.CANCEL,
                 kind=CancelKind.BUYER_REQUESTED,
@@ -378,7 +364,7 @@ class OrderWorkflow:
     @workflow.update
     async def restock(self, _: RestockCheck) -> OrderView:
         """Stock may have arrived for an out-of-stock order: try its lock now (called in priority order)."""
-        return await self._submit("restock", self._try_restock)
+        return await self._submit("restock", self._fulfil.try_restock)
 
     @restock.validator
     def _validate_restock(self, _: RestockCheck) -> None:
@@ -420,318 +406,6 @@ class OrderWorkflow:
         if job.error is not None:
             raise _refuse(job.error)
         return self._view()
-
-    # ------------------------------------------------------------------ steps
-    async def reserve_and_arm_payment_timers(self, since: datetime | None = None) -> None:
-        """Reserve stock for the unpaid order and choose its payment hold from the stock pressure.
-
-        A SKU no warehouse has ever stocked sends the order to exception `unknown_sku` instead: no
-        stock pressure tells anything about it, and no payment deadline runs until it is mapped.
-        `since`: when the payment hold starts (placement, or the retry after the SKU was mapped)."""
-        order = self._state.order
-        try:
-            reservation: Reservation = await self._steps.run(
-                "reserve_stock",
-                InventoryActivities.reserve_stock,
-                ReserveStock(
-                    order_id=self._state.order_id,
-                    lines=order.lines,
-                    destination=order.shipping_address.country,
-                    reserve=self._state.policy.reserve_stock,
-                ),
-                "reserve stock for the unpaid order",
-            )
-        except StepFailed as failed:
-            reservation = Reservation(reserved=False)
-            self._state.record(
-                "reservation_failed", f"{failed}; the order waits unreserved, stock is allocated on payment"
-            )
-        if reservation.unknown:
-            self._state.unknown_sku(reservation.unknown)
-            return
-        if self._state.policy.reserve_stock and reservation.reserved:
-            where = "; ".join(Parcel(p.warehouse, p.lines).describe() for p in reservation.parts)
-            self._state.record("stock_reserved", where)
-        elif self._state.policy.reserve_stock:
-            self._state.record(
-                "stock_not_reserved", "not enough stock to reserve; it is allocated on payment"
-            )
-        hold, why = payment_hold_for(self._state.policy, reservation.scarce, reservation.tight)
-        self._state.hold_why = why
-        start = since or self._state.created_at
-        for number, offset in enumerate(self._state.policy.reminder_offsets, start=1):
-            if offset < hold:
-                self._state.deadlines.arm(Timer.reminder(number), start + offset)
-        self._state.payment_due_at = self._state.deadlines.arm(Deadline.PAYMENT_TIMEOUT, start + hold)
-        self._state.record(
-            "payment_due", f"by {moment(self._state.payment_due_at)} (in {duration(hold)}): {why}"
-        )
-
-    async def _do_pay(self, payment: ConfirmPayment) -> None:
-        self._state.move(Command.PAY, dry_run=True)
-        with refusing("the order stays unpaid", name_step=False):
-            await self._steps.run(
-                "record_payment",
-                OrderActivities.record_payment,
-                RecordPayment(order_id=self._state.order_id, payment=payment),
-                "record payment",
-            )
-        now = workflow.now()
-        self._state.move(Command.PAY)
-        self._state.payment = PaymentInfo(
-            payment_id=payment.payment_id,
-            amount=payment.amount,
-            currency=payment.currency,
-            method=payment.method,
-            paid_at=now,
-        )
-        self._state.deadlines.disarm_kinds(*PAYMENT_DEADLINES)
-        self._state.payment_due_at = None
-        self._state.ship_by = self._state.deadlines.arm(
-            Deadline.SHIP_BY, now + self._state.policy.ship_within
-        )
-        self._state.record("paid", f"{payment.amount} {payment.currency} by {payment.method}")
-        if not workflow.patched("publish-once-per-command"):
-            await self._publish()  # orders started before: the loop publishes after the lock too
-
-    async def request_lock(
-        self, summary: str, warehouse: str | None = None, generation: int = 0, *, interruptible: bool = False
-    ) -> StockLock:
-        lock: StockLock = await self._steps.run(
-            "lock_stock",
-            InventoryActivities.lock_stock,
-            LockStock(
-                order_id=self._state.order_id,
-                lines=self._state.order.lines,
-                destination=self._state.order.shipping_address.country,
-                generation=generation,
-                warehouse=warehouse,
-            ),
-            summary,
-            interruptible=interruptible,
-        )
-        return lock
-
-    async def _lock_stock(self) -> None:
-        lock = await self.request_lock(
-            "allocate and lock stock", generation=self._state.lock_generation, interruptible=True
-        )
-        if lock.locked:
-            self._state.placed_in(lock, Command.LOCK_STOCK)
-            return
-        if lock.unknown:  # still waits for restock: booking the SKU in wakes it by itself
-            self._state.unknown_sku(lock.unknown)
-            self._state.wait_for_restock()
-            return
-        self._state.move(Command.STOCK_SHORT)
-        self._state.exception_reason = "out_of_stock"
-        self._state.count_exception()
-        self._state.wait_for_restock()
-        short = ", ".join(f"{s.sku} {s.available}/{s.requested}" for s in lock.shortages)
-        advice = "; ".join(s.detail for s in lock.suggestions)
-        self._state.record(
-            "out_of_stock", f"short: {short or 'nothing to ship from'}; nothing locked. {advice}"
-        )
-
-    async def _request_shipment(self, parcel: Parcel) -> None:
-        assert self._state.ship_by is not None
-        await self._steps.run(
-            "request_shipment",
-            OrderActivities.request_shipment,
-            RequestShipment(
-                order_id=self._state.order_id,
-                warehouse=parcel.warehouse,
-                lines=[
-                    self._state.order.lines[item.line_no].model_copy(update={"quantity": item.quantity})
-                    for item in parcel.lines
-                ],
-                address=self._state.order.shipping_address,
-                ship_by=self._state.ship_by,
-            ),
-            f"ask {parcel.warehouse} to ship",
-            interruptible=True,
-        )
-        parcel.status = "requested"
-        self._state.record("shipment_requested", f"{parcel.describe()}, by {moment(self._state.ship_by)}")
-
-    async def _try_restock(self) -> None:
-        """Out of stock: try the lock again; if still short, look again later."""
-        if self._state.status != S.EXCEPTION or not self._state.waiting_for_restock:
-            return
-        every = self._state.restock_every or self._state.policy.restock_check_every
-        try:
-            lock = await self.request_lock("lock stock after restock", generation=self._state.lock_generation)
-        except StepFailed as failed:
-            lock = None
-            self._state.record("restock_check_failed", f"{failed}; the order keeps waiting for stock")
-        if lock is not None and lock.locked:
-            self._state.placed_in(lock, Command.RESTOCKED)
-            return
-        # Still short: look again later, less and less often (a stock arrival wakes the order anyway).
-        self._state.restock_every = min(every * 2, self._state.policy.restock_check_max)
-        self._state.deadlines.arm(Deadline.RESTOCK_CHECK, workflow.now() + self._state.restock_every)
-
-    async def _do_ship(self, shipment: ConfirmShipment) -> None:
-        parcel, reason = self._state.parcels.for_shipment(shipment.warehouse)
-        if parcel is None:
-            raise Refused(reason or "no parcel to ship")
-        command = self._state.parcels.ship_command(parcel)
-        self._state.move(command, dry_run=True)
-        with refusing("the shipment is not recorded yet: send it again"):
-            await self.ship_parcel(parcel, shipment.carrier, shipment.tracking_number)
-        self._state.move(command)
-        if self._state.held_since is not None:  # the goods left anyway: accept it, and say so loudly
-            self._state.shipped_while_held = True
-            self._state.record(
-                "shipped_while_held",
-                f"{parcel.warehouse} shipped {shipment.tracking_number} although the order is on hold "
-                f"({self._state.hold_reason}); check with the warehouse and the buyer",
-            )
-
-    async def ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
-        """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
-        if parcel.lines:
-            await self._steps.run(
-                "ship_stock",
-                InventoryActivities.ship_stock,
-                ShipStock(order_id=self._state.order_id, warehouse=parcel.warehouse),
-                f"deduct shipped stock in {parcel.warehouse}",
-            )
-        if parcel.status == "requested" and parcel.lines:
-            await self._steps.run(
-                "close_shipment_request",
-                OrderActivities.close_shipment_request,
-                ShipStock(order_id=self._state.order_id, warehouse=parcel.warehouse),
-                f"close the shipment request to {parcel.warehouse}",
-            )
-        parcel.status, parcel.carrier, parcel.tracking_number = "shipped", carrier, tracking_number
-        parcel.shipped_at = workflow.now()
-        if not self._state.parcels.unshipped():
-            self._state.deadlines.disarm(Deadline.SHIP_BY)
-        self._state.record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
-        self._mail.send(NotificationKind.ORDER_SHIPPED, parcel)
-
-    async def _do_track(self, update: TrackingUpdate) -> None:
-        parcel, reason = self._state.parcels.for_tracking(update.tracking_number)
-        if parcel is None:
-            raise Refused(reason or "no parcel to track")
-        carrier_time = f"carrier time {moment(update.at)}"
-        detail = f"{parcel.tracking_number}: {update.detail + ' ' if update.detail else ''}({carrier_time})"
-        if update.status == "in_transit":
-            self._state.move(Command.IN_TRANSIT)
-            parcel.status = "in_transit"
-            self._state.record("in_transit", detail)
-            return
-        command = self._state.parcels.deliver_command(parcel)
-        self._state.move(command)
-        parcel.status, parcel.delivered_at = "delivered", workflow.now()
-        if command == Command.DELIVER:
-            self._state.confirm_by = self._state.deadlines.arm(
-                Deadline.CONFIRM_BY, workflow.now() + self._state.policy.confirm_window
-            )
-        self._state.record("delivered", detail)
-
-    async def _do_confirm_receipt(self) -> None:
-        self._state.move(Command.CONFIRM_RECEIPT)
-        self._state.deadlines.disarm(Deadline.CONFIRM_BY)
-        self._state.record("completed", "buyer confirmed receipt")
-
-    async def cancel_order(
-        self, reason: str, command: Command, *, kind: CancelKind | None = None, message: str | None = None
-    ) -> None:
-        """Cancel with compensation in reverse order of what was done: stock first, then money.
-
-        Every compensation is idempotent, so a cancellation that stopped half-way (the order goes to
-        exception `cancel_failed`) resumes where it stopped when an operator retries or cancels.
-        `reason` is internal (timeline, audit, refund); the buyer is told `kind` in their language,
-        or `message` when one was given. A resumed cancellation (no kind) keeps the first one's."""
-        self._state.move(command, dry_run=True)
-        if kind is not None:
-            self._state.cancel_kind, self._state.customer_message = kind, message
-        try:
-            released = await self._steps.run(
-                "release_stock",
-                InventoryActivities.release_stock,
-                ReleaseStock(order_id=self._state.order_id),
-                "release stock",
-            )
-            if released:
-                self._state.record(
-                    "stock_released", f"{released} unit(s) reserved or locked for the order released"
-                )
-            for parcel in self._state.parcels.requested():
-                await self.withdraw(parcel, reason)
-            if self._state.payment is not None:
-                refund_id = await self._steps.run(
-                    "record_refund",
-                    OrderActivities.record_refund,
-                    RecordRefund(
-                        order_id=self._state.order_id,
-                        payment_id=self._state.payment.payment_id,
-                        amount=self._state.payment.amount,
-                        currency=self._state.payment.currency,
-                        reason=reason,
-                    ),
-                    "record refund",
-                )
-                self._state.record(
-                    "refund_recorded",
-                    f"{self._state.payment.amount} {self._state.payment.currency} owed back ({refund_id})",
-                )
-        except StepFailed as failed:
-            self._cancel_failed(reason, failed)
-            raise
-        if self._state.status == S.EXCEPTION and command != Command.CANCEL:
-            command = Command.CANCEL  # a payment timeout resumed by an operator
-        self._state.move(command)
-        self._state.cancel_reason = reason
-        self._state.cancel_pending = None
-        self._state.failed_in = None
-        self._state.deadlines.clear()
-        self._state.payment_due_at = None
-        self._state.stop_waiting_for_restock()
-        self._state.held_since = None
-        self._state.record("cancelled", reason)
-        self._mail.send(NotificationKind.ORDER_CANCELLED)
-
-    def _cancel_failed(self, reason: str, failed: StepFailed) -> None:
-        """Half-cancelled: no deadline may fire any more, and an operator must see it."""
-        failed.handled = True
-        self._state.cancel_pending = reason
-        self._state.deadlines.clear()
-        self._state.payment_due_at = None
-        self._state.stop_waiting_for_restock()
-        self._state.to_exception("cancel_failed")
-        self._state.record(
-            "cancel_failed",
-            f"cancelling ({reason}) stopped at {failed.summary}: {failed.reason}. Fix the cause, then "
-            "retry the order: the "
-            "cancellation resumes where it stopped",
-        )
-
-    async def withdraw(self, parcel: Parcel, reason: str, *, keep: bool = False) -> None:
-        """Tell the warehouse not to ship. `keep`: the parcel stays the order's (a hold): it is
-        requested again on release; otherwise its stock has gone or moved elsewhere."""
-        await self._steps.run(
-            "cancel_shipment_request",
-            OrderActivities.cancel_shipment_request,
-            CancelShipmentRequest(order_id=self._state.order_id, warehouse=parcel.warehouse, reason=reason),
-            f"withdraw the shipment request to {parcel.warehouse}",
-        )
-        parcel.status = "locked" if keep else "withdrawn"
-        self._state.record("shipment_request_withdrawn", f"{parcel.warehouse}: {reason}")
-
-    # ------------------------------------------------------------------ helpers
-    def _send_reminder(self, number: int) -> None:
-        offsets = self._state.policy.reminder_offsets
-        offset = offsets[number - 1]
-        self._state.reminders_sent += 1
-        self._state.record(
-            "payment_reminder",
-            f"reminder {number} of {len(offsets)} ({presentation.hours(offset)}): "
-            f"{presentation.REMINDER_NAMES[number - 1]} sent to {self._state.order.customer.email}",
-        )
-        self._mail.send(PAYMENT_REMINDERS[number - 1])
 
     def _answer_pending(self) -> None:
         if self._current is not None:
