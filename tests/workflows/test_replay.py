@@ -31,8 +31,38 @@ def load(path: Path) -> WorkflowHistory:
     return WorkflowHistory.from_json(document["workflow_id"], document["history"])
 
 
+# Paths whose loss would leave a workflow code path unguarded (OrderWorkflow's composition refactor
+# was checked against these, recorded from the code before it).
+GUARDED = {
+    "happy_path_v2",
+    "hold_release",
+    "exception_restock",
+    "split_order_v2",
+    "cancel_failed_retry",
+    "reassign_warehouse",
+    "change_address",
+    "retry_after_failed_step",
+    "mark_shipped",
+    "continue_as_new_run1",
+    "continue_as_new",
+}
+
+
 def test_histories_are_recorded() -> None:
     assert RECORDED, f"no recorded histories in {HISTORIES}: run .venv/bin/python -m tests.histories.record"
+    missing = GUARDED - {path.stem for path in RECORDED}
+    assert not missing, f"recorded histories missing: {sorted(missing)} (see tests/histories/record.py)"
+
+
+def test_a_continued_order_is_recorded_run_by_run() -> None:
+    """Later runs start from the state the run before carried: replaying them proves it still loads."""
+    runs = sorted(p.stem for p in RECORDED if p.stem.startswith("continue_as_new_run"))
+    assert len(runs) >= 1
+    for stem in runs:
+        events = load(HISTORIES / f"{stem}.json").events
+        assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes"), stem
+    carried = load(HISTORIES / "continue_as_new.json").events[0]
+    assert carried.workflow_execution_started_event_attributes.continued_execution_run_id
 
 
 @pytest.mark.parametrize("path", RECORDED, ids=[p.stem for p in RECORDED])
