@@ -53,6 +53,7 @@ from domain.models import (
 from domain.notifications import NotificationKind, Notify
 from domain.operator import Action, ActionParams, OperatorAction
 from domain.regions import Region, region_of
+from domain.shops import SHOP_URL_MAX_LENGTH
 from domain.stock import SetStock
 from services.audit import AuditService
 from services.email import LANGUAGES, render_email
@@ -222,6 +223,14 @@ STORED_IN: dict[str, tuple[str, ...]] = {
     "WarehouseIn.daily_capacity": ("warehouses.daily_capacity",),
     "SetStock.on_hand": ("stock.on_hand",),
     "SetStock.safety_stock": ("stock.safety_stock", "low_stock_events.safety_stock"),
+    "path shop_id": ("shops.shop_id", "shop_secrets.shop_id", "orders.shop_id", "order_keys.shop_id"),
+    "ShopIn.channel": ("shops.channel",),
+    "ShopIn.name": ("shops.name",),
+    "ShopIn.url": ("shops.url",),
+    "ShopIn.currency": ("shops.currency",),
+    "ShopIn.language": ("shops.language",),
+    "ShopIn.stripe_account_id": ("shops.stripe_account_id",),
+    "ShopIn.stock_buffer": ("shops.stock_buffer",),
 }
 
 # Accepted values kept only inside JSON documents or unbounded text, or used only to find a row.
@@ -261,6 +270,8 @@ VALIDATED: dict[str, dict[str, Any]] = {
     "WarehouseIn.country": {"length": _COUNTRY},
     "PlaceOrder.currency": {"length": _CURRENCY},  # ISO 4217 (domain.models._currency)
     "ConfirmPayment.currency": {"length": _CURRENCY},
+    "ShopIn.currency": {"length": _CURRENCY},
+    "ShopIn.url": {"length": SHOP_URL_MAX_LENGTH},  # domain.shops.shop_url
     # max_digits=14 alone allows 14 integer digits; the pay update refuses any amount but the order
     # total, and PlaceOrder keeps totals below MAX_ORDER_TOTAL.
     "ConfirmPayment.amount": {"digits": len(str(MAX_ORDER_TOTAL - 1))},
