@@ -33,3 +33,11 @@ def adapter(channel: Channel) -> ChannelAdapter:
         return CHANNELS[channel]
     except KeyError:
         raise KeyError(f"no webhook adapter for channel {channel.value!r}") from None
+
+
+def status_table_markdown(channel: Channel) -> str:
+    """The README's mapping table for `channel`, from its mapping code (a test keeps README in step)."""
+    rows = CHANNELS[channel].status_table
+    lines = ["| status on the store | orderflow status | what orderflow does |", "|---|---|---|"]
+    lines += [f"| `{name}` | {status} | {effect} |" for name, status, effect in rows]
+    return "\n".join(lines)

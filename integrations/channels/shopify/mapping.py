@@ -117,15 +117,24 @@ def _refund(data: dict[str, Any], shop: ShopPolicy) -> ChannelRefunded:
     )
 
 
+# Where a row's effect differs from the status's usual one (STATUS_EFFECTS), in the README's words.
+ROW_NOTES = {
+    "partially_refunded": "stays paid; the refund itself arrives as refunds/create and is recorded",
+}
+
+
 def status_table() -> tuple[tuple[str, str, str], ...]:
     """README rows (financial_status, orderflow status, what orderflow does), from the tables above."""
-    rows = [(name, status.value, STATUS_EFFECTS[status]) for name, status in FINANCIAL_STATUS.items()]
+    rows = [
+        (name, status.value, ROW_NOTES.get(name, STATUS_EFFECTS[status]))
+        for name, status in FINANCIAL_STATUS.items()
+    ]
     rows.insert(
         1,
         (
             AUTHORIZED,
-            "paid if the shop counts authorised payments as paid, else pending_payment",
-            STATUS_EFFECTS[ChannelStatus.PAID] + " (per-shop setting)",
+            f"{ChannelStatus.PAID.value} or {ChannelStatus.PENDING_PAYMENT.value}",
+            "paid when the shop's `authorized_counts_as_paid` is on, otherwise it waits for payment",
         ),
     )
     rows.append(
