@@ -78,6 +78,14 @@ class Credentials(Model):
         None, description="Stripe: webhook endpoint secret (whsec_...)"
     )
 
+    @field_validator("*")
+    @classmethod
+    def _pasted_alone(cls, value: SecretStr | None) -> SecretStr | None:
+        text = value.get_secret_value() if value is not None else ""
+        if text != text.strip() or any(ord(c) < 32 or ord(c) == 127 for c in text):
+            raise ValueError("has spaces, line breaks or control characters in it: paste the value alone")
+        return value
+
     def changes(self) -> dict[str, str | None]:
         """The names sent: their new value, or None to remove it."""
         out: dict[str, str | None] = {}

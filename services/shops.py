@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from domain.models import Channel
@@ -62,6 +63,14 @@ class ShopService:
         it; names left out keep their value. A changed webhook secret keeps the previous one for the
         grace period."""
         now = now or utcnow()
+        try:
+            return self._put(shop_id, fields, secrets, now)
+        except IntegrityError:  # a concurrent first PUT of the same shop inserted it: update it now
+            return self._put(shop_id, fields, secrets, now)
+
+    def _put(
+        self, shop_id: str, fields: ShopFields, secrets: dict[str, str | None], now: datetime
+    ) -> ShopView:
         with transaction(self._engine) as session:
             shop = session.get(Shop, shop_id, with_for_update=True)
             if shop is not None and shop.channel != fields.channel.value:

@@ -126,6 +126,8 @@ async def test_longest_accepted_values_are_stored(api: httpx.AsyncClient) -> Non
         ({"credentials": {"consumer_key": "k" * 1001}}, "credentials.consumer_key"),
         ({"credentials": {"consumer_key": ""}}, "credentials.consumer_key"),
         ({"credentials": {"password": "x"}}, "credentials.password"),
+        ({"credentials": {"webhook_secret": "wc-hook\n"}}, "credentials.webhook_secret"),
+        ({"credentials": {"consumer_secret": " cs_live_1"}}, "credentials.consumer_secret"),
         ({"surprise": 1}, "surprise"),
     ],
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -76,6 +77,16 @@ def test_a_put_without_credentials_keeps_them_and_null_removes_one(shops: ShopSe
     assert not removed.credentials["consumer_secret"].set
     assert shops.secret("teas", "consumer_secret") is None
     assert shops.secret("teas", "consumer_key") == "ck_1"
+
+
+def test_concurrent_first_puts_of_a_shop_both_succeed_and_make_one_shop(shops: ShopService) -> None:
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        views = list(
+            pool.map(lambda n: shops.put("mugs-eu", SHOPIFY, {"access_token": f"t{n}"}, now=T0), range(4))
+        )
+    assert {view.shop_id for view in views} == {"mugs-eu"}
+    assert [shop.shop_id for shop in shops.all()] == ["mugs-eu"]
+    assert shops.secret("mugs-eu", "access_token") in {"t0", "t1", "t2", "t3"}
 
 
 def test_a_shops_channel_cannot_change(shops: ShopService) -> None:
