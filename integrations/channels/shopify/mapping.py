@@ -109,7 +109,7 @@ def _refund(data: dict[str, Any], shop: ShopPolicy) -> ChannelRefunded:
         amount=sum((amount(item.get("amount"), "transactions.amount") for item in transactions), Decimal(0)),
         currency=currencies.pop() if currencies else text(need(data, "currency")),
         restocked_lines=tuple(
-            (text(item.get("line_item_id")), int(item.get("quantity") or 0))
+            (text(item.get("line_item_id")), _count(item.get("quantity"), "refund_line_items.quantity"))
             for item in data.get("refund_line_items") or []
             if item.get("restock_type") not in (None, "no_restock")
         ),
@@ -121,6 +121,12 @@ def _refund(data: dict[str, Any], shop: ShopPolicy) -> ChannelRefunded:
 ROW_NOTES = {
     "partially_refunded": "stays paid; the refund itself arrives as refunds/create and is recorded",
 }
+
+
+def _count(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PayloadError(field, "must be a whole number of at least 0")
+    return value
 
 
 def status_table() -> tuple[tuple[str, str, str], ...]:
