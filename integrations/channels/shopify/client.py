@@ -5,6 +5,9 @@ fulfillmentCreate, orderCancel, inventorySetQuantities; the Order, FulfillmentOr
 objects). Auth header X-Shopify-Access-Token. Idempotency: a fulfilment is looked up by tracking number
 before one is created; a cancelled order is not cancelled again; stock is set with compareQuantity
 (compare-and-set), and on a stale compare the level is read and the set retried once.
+Moving API_VERSION to 2026-04 or later renames compareQuantity to changeFromQuantity (and the error
+COMPARE_QUANTITY_STALE to CHANGE_FROM_QUANTITY_STALE); orderCancel's refundMethod replaced `refund`
+in 2025-07.
 """
 
 from __future__ import annotations

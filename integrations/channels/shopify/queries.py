@@ -32,7 +32,7 @@ query OrderCancelledAt($id: ID!) { order(id: $id) { id cancelledAt } }
 ORDER_CANCEL = """
 mutation OrderCancel(
   $orderId: ID!, $reason: OrderCancelReason!, $restock: Boolean!, $notifyCustomer: Boolean,
-  $refundMethod: OrderCancelRefundMethodInput
+  $refundMethod: OrderCancelRefundMethodInput!
 ) {
   orderCancel(
     orderId: $orderId, reason: $reason, restock: $restock, notifyCustomer: $notifyCustomer,

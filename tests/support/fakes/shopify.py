@@ -107,11 +107,21 @@ class FakeShopify:
         given = variables["fulfillment"]
         tracking = given["trackingInfo"]
         expect(tracking["number"] and tracking["company"], "trackingInfo needs company and number")
-        (group,) = given["lineItemsByFulfillmentOrder"]
+        groups = given.get("lineItemsByFulfillmentOrder") or []
+        expect(len(groups) == 1, "this fake keeps one fulfillment order per order")
+        group = groups[0]
+        expect(
+            group["fulfillmentOrderId"].replace("FulfillmentOrder", "Order") in self.orders,
+            "unknown fulfillment order",
+        )
         order = self.orders[group["fulfillmentOrderId"].replace("FulfillmentOrder", "Order")]
         items = []
         for item in group["fulfillmentOrderLineItems"]:
             line = item["id"].removesuffix("-fo")
+            expect(
+                line in order.lines and isinstance(item.get("quantity"), int),
+                "unknown fulfillment order line item",
+            )
             if item["quantity"] > order.remaining(line):
                 errors = [
                     {"field": ["fulfillment"], "message": "Invalid fulfillment order line item quantity"}
