@@ -3,8 +3,10 @@ the retries, compare-and-set stock, cancellations once, and errors sorted into p
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 
 from integrations.channels.base import ParcelNotice
@@ -144,3 +146,20 @@ async def test_a_sale_in_between_is_read_and_the_set_retried_once(
     assert await client.set_available(ITEM, LOCATION, 7, compare_quantity=10, reference="SKU-1:v3") == 9
     assert fake.stock[key] == 7
     assert fake.journal.count("POST") == 3
+
+
+async def test_a_shop_that_never_answers_is_retryable() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)  # takes the request, never answers
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = ShopifyClient(f"http://127.0.0.1:{port}", "shpat_x", http=httpx.AsyncClient(timeout=0.3))
+    try:
+        with pytest.raises(RetryableError, match="timed out"):
+            await client.create_fulfilment(1, PARCEL)
+    finally:
+        await client.aclose()
+        server.close()

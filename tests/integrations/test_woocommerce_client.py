@@ -71,8 +71,10 @@ async def test_shipment_completes_the_order_with_its_tracking_once(
 
 async def test_split_order_keeps_every_parcel(store: tuple[FakeWooCommerce, WooCommerceClient]) -> None:
     fake, client = store
-    await client.complete_with_tracking(727, PARCEL)
+    await client.complete_with_tracking(727, PARCEL, last_parcel=False)
+    assert fake.orders[727]["status"] == "processing"  # not completed while a parcel is still to ship
     await client.complete_with_tracking(727, ParcelNotice("DHL", "00340434161094042558"))
+    assert fake.orders[727]["status"] == "completed"
     (meta,) = [m for m in fake.orders[727]["meta_data"] if m["key"] == TRACKING_META]
     assert [entry["tracking_number"] for entry in meta["value"]] == [
         "00340434161094042557",

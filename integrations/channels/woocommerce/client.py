@@ -42,9 +42,12 @@ class WooCommerceClient:
         result: dict[str, Any] = await self._call("GET", f"/orders/{order_id}", "read order")
         return result
 
-    async def complete_with_tracking(self, order_id: str | int, parcel: ParcelNotice) -> Outcome:
-        """Mark the order completed with this parcel's tracking in its meta_data, and leave a note the
-        buyer sees; a parcel whose tracking number is already there changes nothing."""
+    async def complete_with_tracking(
+        self, order_id: str | int, parcel: ParcelNotice, *, last_parcel: bool = True
+    ) -> Outcome:
+        """Add this parcel's tracking to the order's meta_data and leave a note the buyer sees; the last
+        parcel of an order also marks it completed (WooCommerce has no partial fulfilment, and
+        "completed" mails the buyer). A parcel whose tracking number is already there changes nothing."""
         order = await self.order(order_id)
         parcels = tracking_entries(order)
         created = False
@@ -54,7 +57,9 @@ class WooCommerceClient:
                 "tracking_number": parcel.tracking_number,
                 "tracking_link": parcel.tracking_url,
             }
-            body = {"status": "completed", "meta_data": [{"key": TRACKING_META, "value": [*parcels, entry]}]}
+            body: dict[str, Any] = {"meta_data": [{"key": TRACKING_META, "value": [*parcels, entry]}]}
+            if last_parcel:
+                body["status"] = "completed"
             await self._call("PUT", f"/orders/{order_id}", "complete order", json=body)
             created = True
         note = f"Shipped with {parcel.tracking_company}, tracking number {parcel.tracking_number}"
