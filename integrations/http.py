@@ -11,7 +11,6 @@ import httpx
 from integrations.errors import PermanentError, RetryableError
 
 TIMEOUT = httpx.Timeout(20.0, connect=5.0)
-PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 406, 410, 422})
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
