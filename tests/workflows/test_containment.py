@@ -89,6 +89,7 @@ async def test_a_read_model_that_refuses_writes_never_stops_the_order(env: Env, 
     handle = await start_order(time_env.client, settings, placed)
     store = OrderStore(engine)
     order_id = (await handle.query(OrderWorkflow.view)).order_id
+    await eventually(lambda: store.get(order_id))  # the placement's write is done before writes fail
     with refusing_writes(engine, "orders", permanent=permanent):
         paid = await handle.execute_update(OrderWorkflow.pay, payment_for(placed))
         # the order went on: paid, stock locked, shipment requested; only the read model lags
