@@ -50,8 +50,12 @@ async def test_an_order_goes_from_placed_to_completed_over_http(api: httpx.Async
     fetched = await api.get(f"/orders/{order_id}")
     assert fetched.json()["status"] == "completed"
     assert [e["kind"] for e in fetched.json()["timeline"]][-1] == "completed"
-    listed = (await api.get("/orders", params={"status": "completed", "country": "SG"})).json()
-    assert order_id in [item["order_id"] for item in listed["items"]]
+
+    async def completed_ids() -> list[str]:  # the list reads the read model, a moment behind
+        listed = (await api.get("/orders", params={"status": "completed", "country": "SG"})).json()
+        return [item["order_id"] for item in listed["items"]]
+
+    assert order_id in await eventually(completed_ids)
 
     # the workflow is closed: a retried POST and a late duplicate payment still change nothing
     late = await api.post("/orders", json=body("SG-1001"))

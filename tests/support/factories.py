@@ -7,7 +7,7 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
@@ -109,7 +109,11 @@ async def start_order(
     return handle
 
 
-async def eventually(probe: Callable[[], Awaitable[T] | T], *, tries: int = 200) -> T:
+@overload
+async def eventually(probe: Callable[[], Awaitable[T]], *, tries: int = 200) -> T: ...
+@overload
+async def eventually(probe: Callable[[], T], *, tries: int = 200) -> T: ...
+async def eventually(probe: Callable[[], Any], *, tries: int = 200) -> Any:
     """Poll until probe() returns something truthy: for work that finishes in the background."""
     result: Any = None
     for _ in range(tries):
@@ -117,6 +121,6 @@ async def eventually(probe: Callable[[], Awaitable[T] | T], *, tries: int = 200)
         if asyncio.iscoroutine(result):
             result = await result
         if result:
-            return result  # type: ignore[no-any-return]
+            return result
         await asyncio.sleep(0.05)
     raise AssertionError(f"condition not met, last value {result!r}")
