@@ -11,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -19,6 +20,7 @@ from pydantic import (
 
 from domain.codes import COUNTRIES, CURRENCY_EXPONENTS
 from domain.identifiers import Identifier, Sku, sku_key
+from domain.money import Totals, buyer_pays, checked_total, excess_decimals
 from domain.policy import OrderPolicy
 
 
@@ -102,13 +104,41 @@ Money = Annotated[
 ]
 
 
+# A shop (domain.shops): orders name the one they came from; none named is the channel's default shop.
+SHOP_ID_MAX_LENGTH = 64
+SHOP_ID_PATTERN = rf"^[a-z0-9][a-z0-9_-]{{0,{SHOP_ID_MAX_LENGTH - 1}}}$"
+ShopId = Annotated[str, StringConstraints(pattern=SHOP_ID_PATTERN)]
+
+
+def default_shop_id(channel: str) -> str:
+    """The shop that orders of `channel` belong to when nobody said which (orders placed before shops)."""
+    return f"{channel}-default"
+
+
+# What a channel calls its customer or an order line ("gid://shopify/LineItem/1", "17"): normalised
+# like every identifier; 64 characters, as domain.channel_events accepts them.
+ChannelRef = Annotated[Identifier, StringConstraints(min_length=1, max_length=64)]
+OptionalText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+# State or province code as stores send it: "CA", "ON", "NSW", "BY", "13".
+Province = Annotated[str, StringConstraints(strip_whitespace=True, max_length=16)]
+
+
+def _no_blank(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# BCP 47 as stores send it: "en", "en-US", "zh-Hant-TW", "pt_BR"; "" means unknown.
+Locale = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
+    ),
+]
+
+
 def minor_digits(currency: str) -> int:
     return CURRENCY_EXPONENTS[currency]
-
-
-def decimal_places(value: Decimal) -> int:
-    exponent = value.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
 class Customer(Model):
@@ -116,6 +146,8 @@ class Customer(Model):
     email: Email
     language: Language = "en"
     tier: Literal["standard", "vip"] = "standard"
+    channel_customer_id: ChannelRef | None = None  # the store's id of the buyer
+    locale: Annotated[Locale | None, BeforeValidator(_no_blank)] = None  # as the store has it: "en-US"
 
 
 class Address(Model):
@@ -123,12 +155,63 @@ class Address(Model):
     city: Text
     postal_code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=20)] = ""
     line1: Text
+    recipient: OptionalText = ""  # who the parcel is addressed to, when not the customer
+    company: OptionalText = ""
+    line2: OptionalText = ""
+    province: Province = ""  # state or province code
+    phone: Phone = ""
 
 
 class OrderLine(Model):
     sku: Sku
     quantity: Annotated[int, Field(gt=0, le=10_000)]
     unit_price: Money
+    channel_line_id: ChannelRef | None = None  # the store's id of the line, to report fulfilment by
+    title: OptionalText = ""  # "Organic cotton tee"
+    variant: OptionalText = ""  # "Red / M"
+    # What the buyer pays for one after the line's discounts; None: the unit price.
+    discounted_unit_price: Money | None = None
+
+    @model_validator(mode="after")
+    def _discount_lowers_the_price(self) -> OrderLine:
+        if self.discounted_unit_price is not None and self.discounted_unit_price > self.unit_price:
+            raise ValueError(
+                f"discounted_unit_price: {self.discounted_unit_price} is more than the unit_price "
+                f"{self.unit_price}; send the price after discount, at most the unit price"
+            )
+        return self
+
+    @property
+    def price_paid(self) -> Decimal:
+        """What the buyer pays for one unit."""
+        return self.unit_price if self.discounted_unit_price is None else self.discounted_unit_price
+
+
+class Discount(Model):
+    """An order-level discount: its code ("" when the store applied it without one) and amount off."""
+
+    code: Annotated[str, StringConstraints(strip_whitespace=True, max_length=64)] = ""
+    amount: Money
+
+
+def _buyer_pays(data: dict[str, Any]) -> Decimal:
+    """PlaceOrder.total when the channel did not state it: from the fields validated before it."""
+    if "currency" not in data or "lines" not in data:
+        return Decimal(0)  # the order is refused for those fields anyway
+    return buyer_pays(_totals(data, stated_total=None))  # checked with the rest in _lines_are_consistent
+
+
+def _totals(data: dict[str, Any], *, stated_total: Decimal | None) -> Totals:
+    return Totals(
+        currency=data["currency"],
+        lines=tuple((line.price_paid, line.quantity) for line in data["lines"]),
+        discounts=tuple(discount.amount for discount in data.get("discounts", ())),
+        shipping=data.get("shipping", Decimal(0)),
+        tax=data.get("tax", Decimal(0)),
+        taxes_included=data.get("taxes_included", False),
+        subtotal=data.get("subtotal"),
+        total=stated_total,
+    )
 
 
 class PlaceOrder(Model):
@@ -142,6 +225,22 @@ class PlaceOrder(Model):
     lines: Annotated[list[OrderLine], Field(min_length=1, max_length=100)]
     currency: CurrencyCode
     campaign: Annotated[str, StringConstraints(strip_whitespace=True, max_length=40)] | None = None
+    # The shop the order came from (PUT /shops); None: the channel's default shop, "<channel>-default".
+    shop_id: ShopId | None = None
+    # Money as the store states it (domain.money). Left out: no shipping, tax or order discount, and
+    # the total is the lines' sum, as before these fields existed.
+    subtotal: Money | None = None  # the lines' prices after discount times their quantities
+    discounts: Annotated[list[Discount], Field(max_length=50)] = []
+    shipping: Money = Decimal(0)
+    tax: Money = Decimal(0)
+    taxes_included: bool = False  # prices already include the tax: it is not added again
+    # What the buyer pays, and what a payment must equal: subtotal - discounts + shipping + tax.
+    total: Money = Field(default_factory=_buyer_pays)
+
+    @property
+    def shop(self) -> str:
+        """The shop the order belongs to: the one named, else the channel's default shop."""
+        return self.shop_id or default_shop_id(self.channel.value)
 
     @model_validator(mode="after")
     def _lines_are_consistent(self) -> PlaceOrder:
@@ -156,19 +255,21 @@ class PlaceOrder(Model):
                     "them one item (SKUs are compared without case); write it one way and merge the lines"
                 )
             seen[sku_key(line.sku)] = line.sku
-            if decimal_places(line.unit_price) > minor_digits(self.currency):
-                raise ValueError(
-                    f"lines[{index}].unit_price: {line.unit_price} has more decimals than "
-                    f"{self.currency} allows ({minor_digits(self.currency)})"
-                )
-        if self.total >= MAX_ORDER_TOTAL:
-            raise ValueError(f"lines: the order total {self.total} is not below {MAX_ORDER_TOTAL:,}")
+            for name in ("unit_price", "discounted_unit_price"):
+                value = getattr(line, name)
+                if value is not None and (why := excess_decimals(value, self.currency)):
+                    raise ValueError(f"lines[{index}].{name}: {why}")
+        amounts = [(name, getattr(self, name)) for name in ("subtotal", "shipping", "tax", "total")]
+        amounts += [(f"discounts[{i}].amount", discount.amount) for i, discount in enumerate(self.discounts)]
+        for name, value in amounts:
+            if value is not None and (why := excess_decimals(value, self.currency)):
+                raise ValueError(f"{name}: {why}")
+        stated = self.total if "total" in self.model_fields_set else None
+        total = checked_total(_totals(dict(self), stated_total=stated))
+        if total >= MAX_ORDER_TOTAL:
+            raise ValueError(f"lines: the order total {total} is not below {MAX_ORDER_TOTAL:,}")
+        object.__setattr__(self, "total", total)  # in the currency's digits: 20.3 USD -> 20.30
         return self
-
-    @property
-    def total(self) -> Decimal:
-        places = Decimal(1).scaleb(-minor_digits(self.currency))
-        return sum((line.unit_price * line.quantity for line in self.lines), Decimal(0)).quantize(places)
 
 
 class PartLine(Model):
@@ -268,10 +369,17 @@ class OrderView(Model):
     customer: Customer
     shipping_address: Address
     lines: list[OrderLine]
-    total: Decimal
+    total: Decimal  # what the buyer pays
     currency: str
     created_at: datetime
     updated_at: datetime
+    shop_id: str | None = None  # None only in views written before orders named their shop
+    # The total's parts (PlaceOrder); None / empty in views written before orders carried them.
+    subtotal: Decimal | None = None
+    discounts: list[Discount] = []
+    shipping: Decimal | None = None
+    tax: Decimal | None = None
+    taxes_included: bool = False
     warehouse: str | None = None  # where it ships from; "WH-SZ+WH-LA" when split
     payment: PaymentInfo | None = None
     shipments: list[ShipmentView] = []

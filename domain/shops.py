@@ -9,10 +9,17 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from domain.models import Channel, CurrencyCode, Language, Model
+from domain.models import (  # noqa: F401  (shop ids are defined beside the orders that name them)
+    SHOP_ID_MAX_LENGTH,
+    SHOP_ID_PATTERN,
+    Channel,
+    CurrencyCode,
+    Language,
+    Model,
+    ShopId,
+    default_shop_id,
+)
 
-SHOP_ID_MAX_LENGTH = 64
-SHOP_ID_PATTERN = rf"^[a-z0-9][a-z0-9_-]{{0,{SHOP_ID_MAX_LENGTH - 1}}}$"
 SHOP_URL_MAX_LENGTH = 255
 SECRET_MAX_LENGTH = 1000  # the longest credential accepted; its ciphertext goes in a TEXT column
 STOCK_BUFFER_MAX = 1_000_000
@@ -36,13 +43,7 @@ SECRET_NAMES = tuple(dict.fromkeys(name for names in CHANNEL_SECRETS.values() fo
 _MYSHOPIFY = re.compile(r"^[a-z0-9][a-z0-9-]{0,59}\.myshopify\.com$")
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
-ShopId = Annotated[str, StringConstraints(pattern=SHOP_ID_PATTERN)]
 Secret = Annotated[SecretStr, Field(min_length=1, max_length=SECRET_MAX_LENGTH)]
-
-
-def default_shop_id(channel: str) -> str:
-    """The shop that orders of `channel` belong to when nobody said which (orders placed before shops)."""
-    return f"{channel}-default"
 
 
 def shop_url(value: str, channel: Channel) -> str:
