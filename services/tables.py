@@ -294,3 +294,45 @@ def _default_shop(_mapper: Any, _connection: Any, row: OrderKey | OrderRow) -> N
     """Orders do not name their shop yet: they belong to their channel's default shop."""
     if row.shop_id is None:
         row.shop_id = f"{row.channel}-default"  # domain.shops.default_shop_id
+
+
+class InboxRow(SQLModel, table=True):
+    """One verified webhook delivery (services/inbox.py), stored before anything acts on it: a crash after
+    the 200 loses nothing, and a redelivery of the same id is a duplicate."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("source", "delivery_id", name="uq_inbox_delivery"),)
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=16)  # shopify | woocommerce | stripe
+    shop_id: str = Field(index=True, max_length=64)
+    delivery_id: str = Field(max_length=255)
+    event_id: str | None = Field(default=None, max_length=255)
+    topic: str = Field(max_length=64)
+    received_at: datetime = _ts(default_factory=utcnow, index=True)
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    body: str = Field(sa_type=Text)  # the raw body as sent (webhooks are UTF-8 JSON or a form)
+    status: str = Field(default="received", index=True, max_length=16)
+    reason: str | None = Field(default=None, max_length=500)
+    channel_order_id: str | None = Field(default=None, max_length=100)
+    order_id: str | None = Field(default=None, max_length=40)
+    attempts: int = 0
+    applied_at: datetime | None = _ts(default=None, nullable=True)
+
+
+class ChannelOrderMark(SQLModel, table=True):
+    """The store's `updated_at` last applied per channel order: an older delivery is stale."""
+
+    __tablename__ = "channel_order_marks"
+    shop_id: str = Field(primary_key=True, max_length=64)
+    channel_order_id: str = Field(primary_key=True, max_length=100)
+    updated_at: datetime = _ts()
+
+
+class WebhookRejection(SQLModel, table=True):
+    """Deliveries to a shop refused for their signature: how many, and the last one's time and reason."""
+
+    __tablename__ = "webhook_rejections"
+    shop_id: str = Field(primary_key=True, max_length=64)
+    count: int = 0
+    last_at: datetime = _ts(default_factory=utcnow)
+    last_reason: str = Field(default="", max_length=500)
