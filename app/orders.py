@@ -136,9 +136,9 @@ class OrderGateway:
         return answer.view, answer.created
 
     async def place_order(self, order: PlaceOrder) -> Answer:
-        """Start the order's workflow once per (channel, channel_order_id); `created` when it is new."""
+        """Start the order's workflow once per (shop, channel, channel_order_id); `created` when it is new."""
         order_id, created = await run_in_threadpool(
-            self._store.claim_key, order.channel.value, order.channel_order_id, new_order_id()
+            self._store.claim_key, order.channel.value, order.channel_order_id, new_order_id(), order.shop
         )
         busy = Busy(
             f"the order service is busy: order {order_id} ({order.channel} {order.channel_order_id}) is "

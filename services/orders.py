@@ -13,7 +13,7 @@ from sqlalchemy import Engine, and_, delete, func, or_, tuple_
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from domain.models import Model, OrderStatus, OrderView
+from domain.models import Model, OrderStatus, OrderView, default_shop_id
 from domain.stages import awaits_shipment
 from services.db import transaction
 from services.tables import OrderEventRow, OrderKey, OrderRow, ReadModelLag
@@ -61,15 +61,23 @@ class OrderStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def claim_key(self, channel: str, channel_order_id: str, order_id: str) -> tuple[str, bool]:
-        """Insert-or-read (channel, channel_order_id); returns the owning order_id and if it is new."""
+    def claim_key(
+        self, channel: str, channel_order_id: str, order_id: str, shop_id: str | None = None
+    ) -> tuple[str, bool]:
+        """Insert-or-read (shop_id, channel, channel_order_id); returns the owning order_id and if it
+        is new. The same order number in two shops is two orders; None is the channel's default shop."""
+        shop = shop_id or default_shop_id(channel)
         try:
             with transaction(self._engine) as session:
-                session.add(OrderKey(channel=channel, channel_order_id=channel_order_id, order_id=order_id))
+                session.add(
+                    OrderKey(
+                        shop_id=shop, channel=channel, channel_order_id=channel_order_id, order_id=order_id
+                    )
+                )
             return order_id, True
         except IntegrityError:
             with Session(self._engine) as session:
-                key = session.get(OrderKey, (channel, channel_order_id))
+                key = session.get(OrderKey, (shop, channel, channel_order_id))
                 if key is None:  # pragma: no cover - the conflict was on another constraint
                     raise
                 return key.order_id, False
@@ -120,6 +128,7 @@ class OrderStore:
             if row is not None and row.version > version:
                 return
             fields: dict[str, Any] = {
+                "shop_id": view.shop_id or default_shop_id(view.channel.value),
                 "channel": view.channel.value,
                 "channel_order_id": view.channel_order_id,
                 "status": view.status.value,

@@ -23,14 +23,16 @@ def _money(**kwargs: Any) -> Any:
 
 
 class OrderKey(SQLModel, table=True):
-    """(channel, channel_order_id) -> order_id: catches duplicates long after Temporal forgot them."""
+    """(shop_id, channel, channel_order_id) -> order_id: catches duplicates long after Temporal forgot
+    them. The same order number in two shops of a channel is two orders (revision 0009)."""
 
     __tablename__ = "order_keys"
+    # Declared first: the primary key's column order. None only until the insert hook fills it.
+    shop_id: str = Field(default=None, primary_key=True, max_length=64)
     channel: str = Field(primary_key=True, max_length=32)
     channel_order_id: str = Field(primary_key=True, max_length=100)
     order_id: str = Field(unique=True, max_length=40)
     created_at: datetime = _ts(default_factory=utcnow)
-    shop_id: str | None = Field(default=None, max_length=64)  # None only before the insert hook runs
 
 
 class Stock(SQLModel, table=True):
@@ -192,7 +194,8 @@ class OrderRow(SQLModel, table=True):
     confirm_by: datetime | None = _ts(default=None, nullable=True)
     version: int = 0  # timeline length: an older projection never overwrites a newer one
     view: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    # The shop the order came from; until orders carry it, the channel's default shop (revision 0007).
+    # The shop the order came from (OrderView.shop_id); the channel's default shop for orders placed
+    # before shops (revision 0007).
     shop_id: str | None = Field(default=None, index=True, max_length=64)
 
 
@@ -291,7 +294,8 @@ class SecretCanary(SQLModel, table=True):
 @event.listens_for(OrderKey, "before_insert")
 @event.listens_for(OrderRow, "before_insert")
 def _default_shop(_mapper: Any, _connection: Any, row: OrderKey | OrderRow) -> None:
-    """Orders do not name their shop yet: they belong to their channel's default shop."""
+    """A row written without its shop (a view from before orders named theirs, code that predates
+    shops) belongs to its channel's default shop; services.orders names the shop itself."""
     if row.shop_id is None:
         row.shop_id = f"{row.channel}-default"  # domain.shops.default_shop_id
 

@@ -45,6 +45,7 @@ from domain.models import (
     MAX_ORDER_TOTAL,
     Channel,
     ConfirmPayment,
+    Discount,
     OrderStatus,
     OrderView,
     PlaceOrder,
@@ -197,6 +198,8 @@ STORED_IN: dict[str, tuple[str, ...]] = {
     "PlaceOrder.channel": ("orders.channel", "order_keys.channel"),
     "PlaceOrder.channel_order_id": ("orders.channel_order_id", "order_keys.channel_order_id"),
     "PlaceOrder.currency": ("orders.currency",),
+    "PlaceOrder.shop_id": ("orders.shop_id", "order_keys.shop_id"),
+    "PlaceOrder.total": ("orders.total", "payments.amount", "refunds.amount"),
     "Customer.email": ("notifications.recipient",),
     "Customer.language": ("notifications.language",),
     "Address.country": ("orders.country",),
@@ -242,6 +245,22 @@ NOT_IN_A_BOUNDED_COLUMN: dict[str, str] = {
     "Address.postal_code": "orders.view, shipment_requests.address (JSON)",
     "Address.line1": "orders.view, shipment_requests.address (JSON)",
     "OrderLine.unit_price": "orders.view, shipment_requests.lines (JSON)",
+    "OrderLine.discounted_unit_price": "orders.view, shipment_requests.lines (JSON)",
+    "OrderLine.channel_line_id": "orders.view, shipment_requests.lines (JSON)",
+    "OrderLine.title": "orders.view, shipment_requests.lines (JSON)",
+    "OrderLine.variant": "orders.view, shipment_requests.lines (JSON)",
+    "Address.recipient": "orders.view, shipment_requests.address (JSON)",
+    "Address.company": "orders.view, shipment_requests.address (JSON)",
+    "Address.line2": "orders.view, shipment_requests.address (JSON)",
+    "Address.province": "orders.view, shipment_requests.address (JSON)",
+    "Address.phone": "orders.view, shipment_requests.address (JSON)",
+    "Customer.channel_customer_id": "orders.view (JSON)",
+    "Customer.locale": "orders.view (JSON)",
+    "PlaceOrder.subtotal": "orders.view (JSON)",
+    "PlaceOrder.shipping": "orders.view (JSON)",
+    "PlaceOrder.tax": "orders.view (JSON)",
+    "Discount.code": "orders.view (JSON)",
+    "Discount.amount": "orders.view (JSON)",
     "ConfirmShipment.carrier": "orders.view (JSON), order_events.detail (text)",
     "ConfirmShipment.tracking_number": "orders.view (JSON), order_events.detail (text)",
     "TrackingUpdate.status": "orders.view (JSON)",
@@ -509,20 +528,40 @@ def split_order(engine: Engine) -> SplitOrder:
                 "email": text(longest("Customer.email") - len("@example.com"), "ana.") + "@example.com",
                 "language": "zh-Hant",
                 "tier": "standard",
+                "channel_customer_id": text(
+                    longest("Customer.channel_customer_id"), "gid://shopify/Customer/"
+                ),
+                "locale": "zh-Hant-TW",
             },
             "shipping_address": {
                 "country": "DE",
                 "city": text(longest("Address.city")),
                 "postal_code": text(longest("Address.postal_code")),
                 "line1": text(longest("Address.line1")),
+                **{
+                    name: text(longest(f"Address.{name}"))
+                    for name in ("recipient", "company", "line2", "province", "phone")
+                },
             },
-            "lines": [{"sku": sku, "quantity": quantity, "unit_price": str(price)} for sku in skus],
+            "lines": [
+                {
+                    "sku": sku,
+                    "quantity": quantity,
+                    "unit_price": str(price),
+                    "discounted_unit_price": str(price),
+                    "channel_line_id": text(longest("OrderLine.channel_line_id"), f"{sku}-"),
+                    "title": text(longest("OrderLine.title")),
+                    "variant": text(longest("OrderLine.variant")),
+                }
+                for sku in skus
+            ],
             "currency": "USD",
             "campaign": text(longest("PlaceOrder.campaign"), "black-friday-"),
+            "shop_id": text(longest("PlaceOrder.shop_id"), "shop-", "s"),
         }
     )
     order_id = text(width("orders.order_id") or 0, "ord_", "f")
-    OrderStore(engine).claim_key(order.channel.value, order.channel_order_id, order_id)
+    OrderStore(engine).claim_key(order.channel.value, order.channel_order_id, order_id, order.shop)
     inventory.reserve_order(order_id, order.lines, "DE")
     lock = inventory.lock_order(order_id, order.lines, "DE")
     assert lock.locked
@@ -541,6 +580,9 @@ def split_order(engine: Engine) -> SplitOrder:
         lines=order.lines,
         total=order.total,
         currency=order.currency,
+        shop_id=order.shop,
+        subtotal=order.total,
+        discounts=[Discount(code=text(longest("Discount.code")), amount=Decimal(0))] * 50,
         created_at=now,
         updated_at=now,
         warehouse=label,
@@ -572,6 +614,8 @@ def test_the_largest_order_split_across_maximal_warehouses_fits_the_read_model(e
         row = session.get(OrderRow, split.order_id)
         assert row is not None
         assert (row.warehouse, row.exception_reason) == (split.label, max(reasons, key=len))
+        assert row.shop_id == split.order.shop_id
+        assert len(row.shop_id or "") == width("orders.shop_id")
         assert len(row.warehouse or "") > 100 * 32
         stored = session.exec(
             select(OrderEventRow.kind)

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import base64
 import threading
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, func, update
+from alembic import command
+from sqlalchemy import Engine, create_engine, func, text, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from domain.models import (
     Address,
     Channel,
     Customer,
+    Discount,
     OrderLine,
     OrderStatus,
     OrderView,
@@ -23,6 +29,8 @@ from domain.models import (
     ShipmentView,
     TimelineEvent,
 )
+from services import migrate
+from services.db import make_engine
 from services.orders import BadCursor, OrderStore, _at
 from services.tables import OrderEventRow, OrderKey, OrderRow
 
@@ -104,7 +112,55 @@ def test_twenty_concurrent_claims_of_one_channel_order_agree_on_one_winner(
         assert session.exec(select(func.count()).select_from(OrderKey)).one() == 1
 
 
+def test_one_order_number_in_two_shops_is_two_orders(engine: Engine, store: OrderStore) -> None:
+    assert store.claim_key("woocommerce", "1001", "ord_eu", "eu-store") == ("ord_eu", True)
+    assert store.claim_key("woocommerce", "1001", "ord_us", "us-store") == ("ord_us", True)
+    # Within one shop it stays one order, however often it arrives.
+    assert store.claim_key("woocommerce", "1001", "ord_again", "eu-store") == ("ord_eu", False)
+    # No shop named: the channel's default shop, a third shop.
+    assert store.claim_key("woocommerce", "1001", "ord_default") == ("ord_default", True)
+    assert store.claim_key("woocommerce", "1001", "ord_x", "woocommerce-default") == ("ord_default", False)
+    with Session(engine) as session:
+        keys = session.exec(
+            select(OrderKey.shop_id, OrderKey.order_id).order_by(col(OrderKey.order_id))
+        ).all()
+    assert list(keys) == [
+        ("woocommerce-default", "ord_default"),
+        ("eu-store", "ord_eu"),
+        ("us-store", "ord_us"),
+    ]
+
+
 # -------------------------------------------------------------- projection
+def test_the_read_model_files_an_order_under_the_shop_its_view_names(
+    engine: Engine, store: OrderStore
+) -> None:
+    store.project(make_view("ord_eu").model_copy(update={"shop_id": "eu-store"}))
+    store.project(make_view("ord_old", channel=Channel.EBAY))  # a view from before orders named a shop
+    with Session(engine) as session:
+        shops = dict(session.exec(select(OrderRow.order_id, OrderRow.shop_id)).all())
+    assert shops == {"ord_eu": "eu-store", "ord_old": "ebay-default"}
+    assert store.get("ord_eu") == make_view("ord_eu").model_copy(update={"shop_id": "eu-store"})
+
+
+def test_a_view_keeps_the_orders_money_exactly(store: OrderStore) -> None:
+    view = make_view("ord_1", total="26.85").model_copy(
+        update={
+            "shop_id": "eu-store",
+            "subtotal": Decimal("29.80"),
+            "discounts": [Discount(code="SPRING", amount=Decimal("7.90"))],
+            "shipping": Decimal("4.95"),
+            "tax": Decimal("4.29"),
+            "taxes_included": True,
+        }
+    )
+    store.project(view)
+    got = store.get("ord_1")
+    assert got == view
+    assert got is not None
+    assert (str(got.subtotal), str(got.discounts[0].amount), str(got.shipping)) == ("29.80", "7.90", "4.95")
+
+
 def test_a_projected_view_comes_back_exactly(store: OrderStore) -> None:
     tokyo = timezone(timedelta(hours=9))
     paid_at = datetime(2025, 3, 1, 18, 45, 12, 345678, tzinfo=tokyo)
@@ -354,3 +410,66 @@ def test_a_late_partial_shipment_written_before_it_counted_as_awaiting_shipment_
         session.commit()
 
     assert [s.order.order_id for s in store.stuck(now)] == ["ord_old"]
+
+
+# -------------------------------------------------------------- the order_keys migration (0009)
+@pytest.fixture
+def fresh(db_url: str) -> Iterator[Engine]:
+    """An empty database of this test's own (test_migrations.py does the same)."""
+    if db_url.startswith("sqlite"):
+        engine = make_engine(db_url.replace("orderflow.db", "order-keys-migration.db"))
+        yield engine
+        engine.dispose()
+        return
+    name = f"orderflow_keys_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(db_url).set(database=name).render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_keys_claimed_before_shops_keep_their_order_and_other_shops_may_reuse_the_number(
+    fresh: Engine,
+) -> None:
+    with fresh.begin() as conn:
+        command.upgrade(migrate.alembic_config(conn), "0008_inbox")
+    with fresh.begin() as conn:
+        for order_id, channel, shop_id in (
+            ("ord_1", "shopify", "shopify-default"),  # backfilled by 0007
+            ("ord_2", "woocommerce", None),  # written without a shop after 0007
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO order_keys (shop_id, channel, channel_order_id, order_id, created_at) "
+                    "VALUES (:shop_id, :channel, '1001', :order_id, :at)"
+                ),
+                {"shop_id": shop_id, "channel": channel, "order_id": order_id, "at": PLACED},
+            )
+
+    migrate.upgrade(fresh)
+
+    with fresh.connect() as conn:
+        keys = conn.execute(text("SELECT shop_id, channel, order_id FROM order_keys ORDER BY order_id")).all()
+    assert [tuple(key) for key in keys] == [
+        ("shopify-default", "shopify", "ord_1"),
+        ("woocommerce-default", "woocommerce", "ord_2"),
+    ]
+    store = OrderStore(fresh)
+    assert store.claim_key("woocommerce", "1001", "ord_new") == ("ord_2", False)
+    assert store.claim_key("woocommerce", "1001", "ord_eu", "eu-store") == ("ord_eu", True)
+    assert store.claim_key("shopify", "1001", "ord_new", "shopify-default") == ("ord_1", False)
+    with fresh.connect() as conn, pytest.raises(IntegrityError):
+        conn.execute(
+            text(
+                "INSERT INTO order_keys (channel, channel_order_id, order_id, created_at) "
+                "VALUES ('ebay', '1', 'ord_noshop', :at)"
+            ),
+            {"at": PLACED},
+        )

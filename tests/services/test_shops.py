@@ -184,7 +184,8 @@ def test_new_orders_belong_to_their_channels_default_shop(engine: Engine) -> Non
         )
     with Session(engine) as session:
         assert session.get(OrderRow, "ord_new").shop_id == "shopify-default"  # type: ignore[union-attr]
-        assert session.get(OrderKey, ("shopify", "1001")).shop_id == "shopify-default"  # type: ignore[union-attr]
+        key = session.get(OrderKey, ("shopify-default", "shopify", "1001"))  # keyed by shop (0009)
+        assert key is not None
 
 
 # -------------------------------------------------------------- the migration
