@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -14,11 +15,14 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
 from activities.errors import ClassifyFailures
+from activities.inbox import InboxActivities
 from activities.inventory import InventoryActivities
 from activities.mail import MailActivities
 from activities.notifications import NotificationActivities
 from activities.orders import OrderActivities
 from activities.restock import RestockActivities
+from app.channel_events import Inbound
+from app.orders import OrderGateway
 from core.config import Settings, get_settings
 from core.logging import configure_logging
 from core.metrics import metrics_runtime
@@ -28,6 +32,7 @@ from domain.mail import MailDispatch, WakeMail, mail_dispatcher_id
 from services.audit import AuditService
 from services.db import create_schema, make_engine
 from services.email import SmtpMailer
+from services.inbox import InboxService
 from services.inventory import InventoryService
 from services.mail_queue import MailQueue
 from services.notifications import NotificationOutbox
@@ -35,7 +40,9 @@ from services.orders import OrderStore
 from services.payments import PaymentService
 from services.secrets import SecretBox, SecretKeyProblem, check_secret_key
 from services.shipments import ShipmentService
+from services.shops import ShopService
 from services.warehouses import WarehouseService
+from workflows.inbox import InboxSweep, InboxSweeperWorkflow, WakeSweeper, inbox_sweeper_id
 from workflows.mail import MailDispatcherWorkflow
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
@@ -79,10 +86,17 @@ def build_worker(
     )
     restock = RestockActivities(client, OrderStore(engine))
     mail = MailActivities(MailQueue(engine), _mailer(settings), give_up_after=settings.mail_give_up_after)
+    # The inbox sweeper applies webhook deliveries through the same gateway the API uses. Shops need
+    # the secret key (main() refuses to start without it; a test's worker may run without shops).
+    sweep: list[Any] = []
+    if settings.secret_key is not None:
+        shops = ShopService(engine, SecretBox(settings.secret_key, settings.secret_keys_previous))
+        inbound = Inbound(OrderGateway(client, OrderStore(engine), settings), InboxService(engine), shops)
+        sweep.append(InboxActivities(inbound).sweep_inbox)
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OrderWorkflow, RestockWorkflow, MailDispatcherWorkflow],
+        workflows=[OrderWorkflow, RestockWorkflow, MailDispatcherWorkflow, InboxSweeperWorkflow],
         activities=[
             inventory.lock_stock,
             inventory.reserve_stock,
@@ -99,6 +113,7 @@ def build_worker(
             notifications.notify_customer,
             restock.dispatch_restock,
             mail.dispatch_mail,
+            *sweep,
         ],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         max_concurrent_activities=32,
@@ -123,6 +138,21 @@ async def start_mail_dispatcher(client: Client, settings: Settings) -> None:
     )
 
 
+async def start_inbox_sweeper(client: Client, settings: Settings) -> None:
+    """Start the task queue's inbox sweeper unless it runs, and wake it: deliveries stored while no
+    worker could take them are applied now. Idempotent like the mail dispatcher."""
+    await client.start_workflow(
+        InboxSweeperWorkflow.run,
+        InboxSweep(),
+        id=inbox_sweeper_id(settings.task_queue),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        start_signal="wake",
+        start_signal_args=[WakeSweeper()],
+        static_summary="Applies webhook deliveries the order service could not take when they came",
+    )
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -144,6 +174,7 @@ async def main() -> None:
         loop.add_signal_handler(sig, stop.set)
     async with worker:
         await start_mail_dispatcher(client, settings)
+        await start_inbox_sweeper(client, settings)
         log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         await stop.wait()
         log.info("worker_stopping", grace_seconds=settings.shutdown_grace.total_seconds())

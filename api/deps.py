@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
 from api.guard import CALLER_SCOPE_KEY
+from app.channel_events import Inbound as InboundEvents
 from app.orders import OrderGateway
 from app.restock import Restocker as RestockSweeps
 from app.shops import Shops as ShopCases
@@ -78,6 +79,7 @@ Audit = Annotated[AuditService, _from_state("audit")]
 Warehouses = Annotated[WarehouseService, _from_state("warehouses")]
 Restocker = Annotated[RestockSweeps, _from_state("restocker")]
 Shops = Annotated[ShopCases, _from_state("shops")]
+Inbound = Annotated[InboundEvents, _from_state("inbound")]
 Reader = Annotated[Caller, _require(Permission.READ)]
 Writer = Annotated[Caller, _require(Permission.WRITE)]
 Operator = Annotated[Caller, _require(Permission.OPERATE)]

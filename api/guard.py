@@ -34,7 +34,9 @@ CALLER_SCOPE_KEY: Final = "orderflow.caller"
 # Open without a key: liveness, and the API's own documentation (its pages, schema and assets).
 PUBLIC_PATHS: Final = frozenset({"/healthz", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 DOCS_ASSETS: Final = "/static/docs"  # Swagger UI's and ReDoc's scripts and styles
-PUBLIC_PREFIXES: Final = (f"{DOCS_ASSETS}/",)
+# Webhooks carry no API key: their signature, checked on the raw body, is the authentication.
+WEBHOOK_PREFIXES: Final = ("/webhooks/shopify/", "/webhooks/woocommerce/", "/webhooks/stripe/")
+PUBLIC_PREFIXES: Final = (f"{DOCS_ASSETS}/", *WEBHOOK_PREFIXES)
 
 log = structlog.get_logger(__name__)
 

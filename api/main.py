@@ -17,6 +17,8 @@ from api.guard import DOCS_ASSETS, JSON_BODY_LIMIT, ApiKeyGuard
 from api.routes import actions, inventory, orders
 from api.routes import shops as shops_routes
 from api.routes import warehouses as warehouses_routes
+from api.routes import webhooks as webhooks_routes
+from app.channel_events import Inbound
 from app.orders import OrderGateway
 from app.restock import Restocker
 from app.shops import Shops
@@ -29,6 +31,7 @@ from domain.models import OrderStatus
 from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.db import create_schema, make_engine
+from services.inbox import InboxService
 from services.inventory import InventoryService
 from services.orders import OrderStore
 from services.secrets import SecretBox, check_secret_key
@@ -81,7 +84,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway = OrderGateway(client, store, settings)
         app.state.gateway = gateway
         app.state.restocker = Restocker(gateway, store)
-        app.state.shops = Shops(ShopService(engine, box, settings.webhook_secret_grace))
+        shop_service = ShopService(engine, box, settings.webhook_secret_grace)
+        app.state.shops = Shops(shop_service)
+        app.state.inbound = Inbound(gateway, InboxService(engine), shop_service, runtime)
         gauges = asyncio.create_task(_publish_order_counts(runtime, store)) if runtime else None
         yield
         if gauges:
@@ -102,7 +107,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ApiKeyGuard)
     # Every body has a limit, checked as it streams in; a route may set its own (the CSV import does).
-    routers = (actions.router, orders.router, inventory.router, warehouses_routes.router, shops_routes.router)
+    routers = (
+        actions.router,
+        orders.router,
+        inventory.router,
+        warehouses_routes.router,
+        shops_routes.router,
+        webhooks_routes.router,
+    )
     for router in routers:
         app.include_router(router, max_body_size=JSON_BODY_LIMIT)
 

@@ -14,6 +14,7 @@ MAIL_GIVEN_UP = "orderflow_mail_given_up"  # {kind}: unsent past ORDERS_MAIL_GIV
 STOCK_LOCKS = "orderflow_stock_locks"  # {result: locked | split | short}
 ORDER_EXCEPTIONS = "orderflow_order_exceptions"  # {reason}: out_of_stock, lock_stock_failed, ...
 ORDERS_PLACED = "orderflow_orders_placed"  # {channel}
+WEBHOOKS_REJECTED = "orderflow_webhooks_rejected"  # {source}: refused for their signature (401)
 ORDERS_BY_STATUS = "orderflow_orders"  # gauge {status}, from the read model
 PROJECTION_FAILURES = "orderflow_projection_failures"  # read-model writes that failed (retried later)
 READ_MODEL_LAGGING = "orderflow_read_model_lagging_orders"  # gauge: orders whose read model is behind

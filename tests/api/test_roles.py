@@ -63,6 +63,12 @@ RULES: dict[tuple[str, str], str] = {
     ("GET", "/shops"): READ,
     ("GET", "/shops/{shop_id}"): READ,
     ("PUT", "/shops/{shop_id}"): OPERATE,
+    # Stores and Stripe sign their deliveries: the signature, not an API key, is the authentication.
+    ("POST", "/webhooks/shopify/{shop_id}"): PUBLIC,
+    ("POST", "/webhooks/woocommerce/{shop_id}"): PUBLIC,
+    ("POST", "/webhooks/stripe/{account_id}"): PUBLIC,
+    ("GET", "/webhooks/deliveries"): OPERATE,
+    ("POST", "/webhooks/deliveries/{inbox_id}/replay"): OPERATE,
 }
 
 # Values for path parameters: names of things that do not exist, so an allowed call ends in 404 or 422
@@ -70,6 +76,8 @@ RULES: dict[tuple[str, str], str] = {
 PATH_VALUES = {"order_id": "ord_none", "action": "hold", "warehouse": "WH-NONE", "sku": "SKU-NONE"}
 PATH_VALUES["code"] = "WH-NONE"
 PATH_VALUES["shop_id"] = "shop-none"
+PATH_VALUES["account_id"] = "acct_none"
+PATH_VALUES["inbox_id"] = "999999"
 
 
 def app_routes(app: FastAPI) -> set[tuple[str, str]]:

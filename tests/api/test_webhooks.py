@@ -1,0 +1,371 @@
+"""POST /webhooks/{shopify,woocommerce,stripe}/...: recorded payloads signed with the shop's secret end in
+the state README's mapping tables say; bad signatures are 401 with nothing stored; repeats and
+out-of-order deliveries change nothing they should not; the deliveries list says what became of each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine, text
+from temporalio.testing import WorkflowEnvironment
+
+from api.main import create_app
+from core.config import Settings
+from domain.access import Role
+from integrations.payments.stripe.signature import sign as stripe_sign
+from integrations.signing import base64_hmac_sha256
+from services.auth import ApiKeyService
+from services.inbox import InboxService
+from services.tables import utcnow
+from tests.support.temporal import make_settings, running_worker
+from tests.support.warehouses import EVERYWHERE
+from worker import start_inbox_sweeper
+from workflows.inbox import inbox_sweeper_id
+
+PAYLOADS = Path(__file__).parents[1] / "integrations" / "payloads"
+SHOPIFY_SECRET = "shpss_client-secret-for-tests"
+WOO_SECRET = "wc-webhook-secret-for-tests"
+STRIPE_SECRET = "whsec_signing-secret-for-tests"
+STRIPE_ACCOUNT = "acct_1BerlinTeas"
+SHOPIFY_ORDER = "820982911946154508"
+
+
+@dataclass
+class Stack:
+    api: httpx.AsyncClient
+    settings: Settings
+    engine: Engine
+    client: Any
+
+    async def hook(self, path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """A delivery as a store sends it: no API key, the raw body, its headers."""
+        request = self.api.build_request("POST", path, content=body, headers=headers)
+        del request.headers["authorization"]
+        return await self.api.send(request)
+
+    async def shopify(
+        self, topic: str, body: bytes, delivery: str, secret: str = SHOPIFY_SECRET
+    ) -> httpx.Response:
+        headers = {
+            "content-type": "application/json",
+            "x-shopify-topic": topic,
+            "x-shopify-webhook-id": delivery,
+            "x-shopify-hmac-sha256": base64_hmac_sha256(secret, body),
+        }
+        return await self.hook("/webhooks/shopify/mugs", body, headers)
+
+    def order_count(self) -> int:
+        """Orders placed, by their dedupe keys (the read model's list may lag the workflow)."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM order_keys")).scalar_one())
+
+    async def order(self) -> dict[str, Any]:
+        """The one order placed, as its workflow answers now."""
+        assert self.order_count() == 1
+        with self.engine.connect() as conn:
+            order_id = conn.execute(text("SELECT order_id FROM order_keys")).scalar_one()
+        found = await self.api.get(f"/orders/{order_id}")
+        assert found.status_code == 200, found.text
+        body: dict[str, Any] = found.json()
+        return body
+
+    async def deliveries(self, **query: str) -> dict[str, Any]:
+        answer = await self.api.get("/webhooks/deliveries", params=query)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+
+@pytest.fixture
+async def stack(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> AsyncIterator[Stack]:
+    settings = make_settings(
+        temporal_address=dev_env.client.service_client.config.target_host, database_url=db_url
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), running_worker(dev_env.client, settings, engine):
+        key, _ = ApiKeyService(engine).create("ops@demo", Role.OPERATOR)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://test", headers=headers) as api:
+            for code in ("WH-SZ", "WH-LA"):
+                assert (await api.put(f"/warehouses/{code}", json=EVERYWHERE)).status_code == 200
+            for sku in ("IPOD2008BLACK", "IPOD2008RED", "WOO-SINGLE-1", "SHIP-IDEA/BLACK/M"):
+                put = await api.put(f"/inventory/WH-SZ/{sku}", json={"on_hand": 20})
+                assert put.status_code == 200, put.text
+            shopify = {
+                "channel": "shopify",
+                "name": "Mugs",
+                "url": "mugs.myshopify.com",
+                "currency": "USD",
+                "credentials": {"client_secret": SHOPIFY_SECRET, "access_token": "shpat_x"},
+            }
+            woo = {
+                "channel": "woocommerce",
+                "name": "Teas Berlin",
+                "url": "https://teas.example/",
+                "currency": "EUR",
+                "stripe_account_id": STRIPE_ACCOUNT,
+                "credentials": {
+                    "consumer_key": "ck_1",
+                    "consumer_secret": "cs_1",
+                    "webhook_secret": WOO_SECRET,
+                    "stripe_webhook_secret": STRIPE_SECRET,
+                },
+            }
+            assert (await api.put("/shops/mugs", json=shopify)).status_code == 200
+            assert (await api.put("/shops/woo-berlin", json=woo)).status_code == 200
+            yield Stack(api, settings, engine, dev_env.client)
+
+
+def shopify_order(**changes: Any) -> bytes:
+    data = json.loads((PAYLOADS / "shopify" / "orders_create.json").read_text())
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def woo_order(**changes: Any) -> bytes:
+    data = json.loads((PAYLOADS / "woocommerce" / "order_created.json").read_text())
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def woo_headers(topic: str, body: bytes, delivery: str) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "x-wc-webhook-topic": topic,
+        "x-wc-webhook-delivery-id": delivery,
+        "x-wc-webhook-signature": base64_hmac_sha256(WOO_SECRET, body),
+    }
+
+
+async def test_shopify_created_then_paid_waits_for_payment_then_is_paid_the_order_total(stack: Stack) -> None:
+    created = await stack.shopify("orders/create", shopify_order(), "d-1")
+    assert created.status_code == 200, created.text
+    assert created.json()["status"] == "applied"
+    order = await stack.order()
+    assert order["status"] == "pending_payment"
+    assert order["channel_order_id"] == SHOPIFY_ORDER
+    assert order["total"] == "429.94"  # what the buyer pays: lines - discount + shipping + tax
+
+    paid = shopify_order(financial_status="paid", updated_at="2026-03-04T09:20:00-05:00")
+    answer = await stack.shopify("orders/paid", paid, "d-2")
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] in ("paid", "stock_locked")
+    assert order["payment"]["amount"] == "429.94"
+    assert order["payment"]["payment_id"] == f"shopify:{SHOPIFY_ORDER}"
+
+    listed = await stack.deliveries(shop_id="mugs")
+    assert [(d["topic"], d["status"]) for d in listed["deliveries"]] == [
+        ("orders/paid", "applied"),
+        ("orders/create", "applied"),
+    ]
+    assert all(d["order_id"] == order["order_id"] for d in listed["deliveries"])
+
+
+async def test_shopify_cancelled_cancels_the_order_naming_the_channel(stack: Stack) -> None:
+    await stack.shopify("orders/create", shopify_order(), "d-1")
+    cancelled = shopify_order(
+        cancelled_at="2026-03-04T10:00:00-05:00",
+        cancel_reason="customer",
+        updated_at="2026-03-04T10:00:00-05:00",
+    )
+    answer = await stack.shopify("orders/cancelled", cancelled, "d-2")
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] == "cancelled"
+    assert "Shopify" in order["cancel_reason"]
+
+
+async def test_app_uninstalled_marks_the_shop_unhealthy(stack: Stack) -> None:
+    body = (PAYLOADS / "shopify" / "app_uninstalled.json").read_bytes()
+    answer = await stack.shopify("app/uninstalled", body, "d-u")
+    assert answer.json()["status"] == "applied", answer.text
+    shop = (await stack.api.get("/shops/mugs")).json()
+    assert shop["healthy"] is False
+    assert "uninstalled" in shop["last_error"]
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["wrong secret", "missing signature", "body altered after signing"],
+)
+async def test_a_bad_signature_is_401_stores_nothing_and_is_counted_for_the_shop(
+    stack: Stack, case: str
+) -> None:
+    body = shopify_order()
+    headers = {
+        "x-shopify-topic": "orders/create",
+        "x-shopify-webhook-id": "d-bad",
+        "x-shopify-hmac-sha256": base64_hmac_sha256(SHOPIFY_SECRET, body),
+    }
+    if case == "wrong secret":
+        headers["x-shopify-hmac-sha256"] = base64_hmac_sha256("not-the-secret", body)
+    elif case == "missing signature":
+        del headers["x-shopify-hmac-sha256"]
+    else:
+        body = body.replace(b'"429.94"', b'"1.00"')
+    answer = await stack.hook("/webhooks/shopify/mugs", body, headers)
+    assert answer.status_code == 401, answer.text
+    assert SHOPIFY_SECRET not in answer.text
+    assert InboxService(stack.engine).count() == 0
+    assert stack.order_count() == 0
+    listed = await stack.deliveries()
+    assert listed["deliveries"] == []
+    [rejected] = listed["rejected"]
+    assert (rejected["shop_id"], rejected["count"]) == ("mugs", 1)
+    assert rejected["last_at"] is not None
+
+
+async def test_an_unknown_shop_is_404_and_stores_nothing(stack: Stack) -> None:
+    body = shopify_order()
+    answer = await stack.hook(
+        "/webhooks/shopify/nobody",
+        body,
+        {"x-shopify-topic": "orders/create", "x-shopify-webhook-id": "d", "x-shopify-hmac-sha256": "x"},
+    )
+    assert answer.status_code == 404
+    assert InboxService(stack.engine).count() == 0
+
+
+async def test_the_same_delivery_five_times_at_once_is_one_order_and_one_payment(stack: Stack) -> None:
+    paid = shopify_order(financial_status="paid")
+    answers = await asyncio.gather(*(stack.shopify("orders/paid", paid, "same-id") for _ in range(5)))
+    assert [a.status_code for a in answers] == [200] * 5
+    assert sum(not a.json()["duplicate"] for a in answers) == 1
+    assert InboxService(stack.engine).count() == 1
+    order = await stack.order()  # exactly one order
+    assert order["payment"]["amount"] == "429.94"
+    assert [e["kind"] for e in order["timeline"]].count("paid") == 1
+
+
+async def test_paid_before_created_ends_paid_and_the_late_create_is_stale(stack: Stack) -> None:
+    paid = shopify_order(financial_status="paid", updated_at="2026-03-04T09:20:00-05:00")
+    assert (await stack.shopify("orders/paid", paid, "d-paid")).json()["status"] == "applied"
+    late = await stack.shopify("orders/create", shopify_order(), "d-create")
+    assert late.json()["status"] == "stale"
+    order = await stack.order()
+    assert order["status"] in ("paid", "stock_locked")
+
+
+async def test_an_older_update_after_a_newer_one_changes_nothing(stack: Stack) -> None:
+    await stack.shopify("orders/create", shopify_order(), "d-1")
+    cancelled = shopify_order(
+        cancelled_at="2026-03-04T11:00:00-05:00", updated_at="2026-03-04T11:00:00-05:00"
+    )
+    assert (await stack.shopify("orders/cancelled", cancelled, "d-3")).json()["status"] == "applied"
+    older = shopify_order(financial_status="paid", updated_at="2026-03-04T10:00:00-05:00")
+    answer = await stack.shopify("orders/updated", older, "d-2")
+    assert answer.json()["status"] == "stale"
+    order = await stack.order()
+    assert order["status"] == "cancelled"
+    assert order["payment"] is None
+
+
+async def test_woocommerce_ping_is_200_and_changes_nothing(stack: Stack) -> None:
+    answer = await stack.hook(
+        "/webhooks/woocommerce/woo-berlin",
+        b"webhook_id=12",
+        {"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "ping"
+    assert InboxService(stack.engine).count() == 0
+
+
+async def test_woocommerce_processing_order_is_placed_and_paid(stack: Stack) -> None:
+    body = woo_order()
+    answer = await stack.hook(
+        "/webhooks/woocommerce/woo-berlin", body, woo_headers("order.created", body, "w-1")
+    )
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] in ("paid", "stock_locked")
+    assert order["payment"]["amount"] == "36.35"
+    assert order["shipping_address"]["city"] == "Berlin"
+
+
+async def test_stripe_payment_pays_the_order_its_metadata_names_exactly(stack: Stack) -> None:
+    pending = woo_order(status="pending", date_paid=None, date_paid_gmt=None)
+    placed = await stack.hook(
+        "/webhooks/woocommerce/woo-berlin", pending, woo_headers("order.created", pending, "w-1")
+    )
+    assert placed.json()["status"] == "applied", placed.text
+    assert (await stack.order())["status"] == "pending_payment"
+
+    event = (PAYLOADS / "stripe" / "payment_intent_succeeded.json").read_bytes()
+    headers = {"content-type": "application/json", "stripe-signature": stripe_sign(event, STRIPE_SECRET)}
+    answer = await stack.hook(f"/webhooks/stripe/{STRIPE_ACCOUNT}", event, headers)
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] in ("paid", "stock_locked")
+    assert order["payment"]["payment_id"] == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+    assert order["payment"]["amount"] == "36.35"  # 3635 minor units of EUR
+
+
+async def test_a_stale_stripe_signature_is_401_and_stores_nothing(stack: Stack) -> None:
+    event = (PAYLOADS / "stripe" / "payment_intent_succeeded.json").read_bytes()
+    old = int((utcnow() - timedelta(minutes=10)).timestamp())
+    headers = {"stripe-signature": stripe_sign(event, STRIPE_SECRET, timestamp=old)}
+    answer = await stack.hook(f"/webhooks/stripe/{STRIPE_ACCOUNT}", event, headers)
+    assert answer.status_code == 401, answer.text
+    assert InboxService(stack.engine).count() == 0
+    assert (await stack.deliveries())["rejected"][0]["shop_id"] == "woo-berlin"
+
+
+async def test_a_failed_delivery_is_listed_with_its_reason_and_replayed_after_the_fix(stack: Stack) -> None:
+    body = shopify_order(email=None, customer=None)
+    answer = await stack.shopify("orders/create", body, "d-no-mail")
+    assert answer.json()["status"] == "failed"
+    [failed] = (await stack.deliveries(status="failed"))["deliveries"]
+    assert "email" in failed["reason"]
+    again = await stack.api.post(f"/webhooks/deliveries/{failed['id']}/replay")
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "failed"  # the body is as it was: it fails the same way, and says why
+    applied = await stack.shopify("orders/create", shopify_order(), "d-with-mail")
+    refused = await stack.api.post(f"/webhooks/deliveries/{applied.json()['delivery_id']}/replay")
+    assert refused.status_code == 422
+
+
+async def test_a_delivery_stored_while_no_worker_could_take_it_is_applied_by_the_sweeper(
+    stack: Stack,
+) -> None:
+    body = shopify_order()
+    inbox = InboxService(stack.engine)
+    # As the request leaves it when the order service did not answer: stored, still `received`.
+    entry, _ = inbox.store(
+        source="shopify",
+        shop_id="mugs",
+        delivery_id="d-late",
+        topic="orders/create",
+        headers={},
+        body=body.decode(),
+        now=utcnow() - timedelta(minutes=2),
+    )
+    await start_inbox_sweeper(stack.client, stack.settings)
+    try:
+        for _ in range(100):
+            stored = inbox.get(entry.id)
+            assert stored is not None
+            if stored.entry.status != "received":
+                break
+            await asyncio.sleep(0.2)
+        assert stored.entry.status == "applied", stored.entry
+        assert (await stack.order())["status"] == "pending_payment"
+    finally:
+        await stack.client.get_workflow_handle(inbox_sweeper_id(stack.settings.task_queue)).terminate()
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_stored(stack: Stack) -> None:
+    body = b'{"pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    answer = await stack.shopify("orders/create", body, "d-big")
+    assert answer.status_code == 413
+    assert InboxService(stack.engine).count() == 0
