@@ -5,8 +5,10 @@ out-of-order deliveries change nothing they should not; the deliveries list says
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -84,13 +86,18 @@ class Stack:
         return body
 
 
-@pytest.fixture
-async def stack(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> AsyncIterator[Stack]:
+@asynccontextmanager
+async def serving(
+    dev_env: WorkflowEnvironment, db_url: str, engine: Engine, *, worker: bool = True, **overrides: Any
+) -> AsyncIterator[Stack]:
     settings = make_settings(
-        temporal_address=dev_env.client.service_client.config.target_host, database_url=db_url
+        temporal_address=dev_env.client.service_client.config.target_host, database_url=db_url, **overrides
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app), running_worker(dev_env.client, settings, engine):
+    async with contextlib.AsyncExitStack() as running:
+        await running.enter_async_context(app.router.lifespan_context(app))
+        if worker:
+            await running.enter_async_context(running_worker(dev_env.client, settings, engine))
         key, _ = ApiKeyService(engine).create("ops@demo", Role.OPERATOR)
         transport = httpx.ASGITransport(app=app)
         headers = {"authorization": f"Bearer {key}"}
@@ -123,6 +130,12 @@ async def stack(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> As
             assert (await api.put("/shops/mugs", json=shopify)).status_code == 200
             assert (await api.put("/shops/woo-berlin", json=woo)).status_code == 200
             yield Stack(api, settings, engine, dev_env.client)
+
+
+@pytest.fixture
+async def stack(dev_env: WorkflowEnvironment, db_url: str, engine: Engine) -> AsyncIterator[Stack]:
+    async with serving(dev_env, db_url, engine) as served:
+        yield served
 
 
 def shopify_order(**changes: Any) -> bytes:
@@ -369,3 +382,33 @@ async def test_a_body_over_the_limit_is_refused_before_it_is_stored(stack: Stack
     answer = await stack.shopify("orders/create", body, "d-big")
     assert answer.status_code == 413
     assert InboxService(stack.engine).count() == 0
+
+
+async def test_a_delivery_that_came_while_no_worker_ran_is_stored_answered_and_applied_later(
+    dev_env: WorkflowEnvironment, db_url: str, engine: Engine
+) -> None:
+    async with serving(
+        dev_env, db_url, engine, worker=False, workflow_answer_timeout=timedelta(seconds=1)
+    ) as down:
+        answer = await down.shopify("orders/create", shopify_order(), "d-while-down")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "received"
+        assert "retried automatically" in answer.json()["reason"]
+        inbox = InboxService(engine)
+        [entry] = inbox.list()
+        # The worker comes back; the sweeper takes deliveries older than its settling time.
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE inbox SET received_at = :at"), {"at": utcnow() - timedelta(minutes=2)})
+        async with running_worker(dev_env.client, down.settings, engine):
+            await start_inbox_sweeper(down.client, down.settings)
+            try:
+                for _ in range(100):
+                    stored = inbox.get(entry.id)
+                    assert stored is not None
+                    if stored.entry.status != "received":
+                        break
+                    await asyncio.sleep(0.2)
+                assert stored.entry.status == "applied", stored.entry
+                assert (await down.order())["status"] == "pending_payment"
+            finally:
+                await down.client.get_workflow_handle(inbox_sweeper_id(down.settings.task_queue)).terminate()
