@@ -382,10 +382,15 @@ class Inbound:
         self, event: PaymentSucceeded | PaymentFailed | ChargeRefunded, channel: Channel, shop_id: str
     ) -> Outcome:
         if isinstance(event, ChargeRefunded):
-            return Outcome(
-                InboxStatus.IGNORED,
-                f"charge {event.charge_id} refunded {event.refunded_total} {event.currency}: recorded only",
+            if not event.orderflow_refund_ids:
+                why = "names no orderflow refund (refund metadata orderflow_refund_id): nothing to settle"
+                return Outcome(InboxStatus.IGNORED, f"charge {event.charge_id} refunded; {why}")
+            settled, unknown = await run_in_threadpool(
+                self._inbox.settle_refunds, list(event.orderflow_refund_ids)
             )
+            if not settled:
+                return Outcome(InboxStatus.FAILED, f"no orderflow refund {', '.join(unknown)}")
+            return Outcome(InboxStatus.APPLIED, f"refund settled: {', '.join(settled)}")
         order_id = await self._paid_order(event.reference, channel, shop_id)
         if isinstance(event, PaymentSucceeded):
             payment = ConfirmPayment(

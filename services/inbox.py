@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from domain.models import Model
 from services.db import transaction
-from services.tables import ChannelOrderMark, InboxRow, OrderKey, Shop, WebhookRejection, utcnow
+from services.tables import ChannelOrderMark, InboxRow, OrderKey, Refund, Shop, WebhookRejection, utcnow
 
 REASON_MAX = 500  # inbox.reason, webhook_rejections.last_reason
 
@@ -217,6 +217,21 @@ class InboxService:
                     OrderKey.channel_order_id == channel_order_id,
                 )
             ).first()
+
+    def settle_refunds(self, refund_ids: builtins.list[str]) -> tuple[builtins.list[str], builtins.list[str]]:
+        """Stripe says these orderflow refunds went through: pending -> succeeded. (settled, unknown)."""
+        settled: builtins.list[str] = []
+        unknown: builtins.list[str] = []
+        with transaction(self._engine) as session:
+            for refund_id in refund_ids:
+                refund = session.get(Refund, refund_id, with_for_update=True)
+                if refund is None:
+                    unknown.append(refund_id)
+                    continue
+                if refund.status != "succeeded":
+                    refund.status = "succeeded"
+                settled.append(refund_id)
+        return settled, unknown
 
     # ------------------------------------------------------------------ ordering per channel order
     def is_stale(self, shop_id: str, channel_order_id: str, updated_at: datetime) -> bool:

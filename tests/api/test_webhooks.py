@@ -412,3 +412,21 @@ async def test_a_delivery_that_came_while_no_worker_ran_is_stored_answered_and_a
                 assert (await down.order())["status"] == "pending_payment"
             finally:
                 await down.client.get_workflow_handle(inbox_sweeper_id(down.settings.task_queue)).terminate()
+
+
+async def test_stripe_charge_refunded_settles_the_refund_orderflow_made(stack: Stack) -> None:
+    with stack.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO refunds (refund_id, order_id, payment_id, amount, currency, reason, status, "
+                "created_at) VALUES ('RF-42', 'ord_1', 'pi_1', 10, 'EUR', 'damaged', 'pending', :at)"
+            ),
+            {"at": utcnow()},
+        )
+    event = (PAYLOADS / "stripe" / "charge_refunded.json").read_bytes()
+    headers = {"stripe-signature": stripe_sign(event, STRIPE_SECRET)}
+    answer = await stack.hook(f"/webhooks/stripe/{STRIPE_ACCOUNT}", event, headers)
+    assert answer.json()["status"] == "applied", answer.text
+    with stack.engine.connect() as conn:
+        status = conn.execute(text("SELECT status FROM refunds WHERE refund_id = 'RF-42'")).scalar_one()
+    assert status == "succeeded"
