@@ -28,6 +28,7 @@ SkuQuery = Annotated[str | None, Normalised, Query(pattern=SKU_PATTERN)]
 # Restock signals carry at most this many SKUs each, well under Temporal's payload limit.
 SWEEP_CHUNK = 5_000
 
+
 class ImportResult(BaseModel):
     rows: int
     restocked_skus: list[str]
