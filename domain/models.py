@@ -20,7 +20,7 @@ from pydantic import (
 
 from domain.codes import COUNTRIES, CURRENCY_EXPONENTS
 from domain.identifiers import Identifier, Sku, sku_key
-from domain.money import Totals, buyer_pays, checked_total, excess_decimals
+from domain.money import Totals, checked_total, excess_decimals
 from domain.policy import OrderPolicy
 
 
@@ -194,11 +194,14 @@ class Discount(Model):
     amount: Money
 
 
-def _buyer_pays(data: dict[str, Any]) -> Decimal:
-    """PlaceOrder.total when the channel did not state it: from the fields validated before it."""
-    if "currency" not in data or "lines" not in data:
-        return Decimal(0)  # the order is refused for those fields anyway
-    return buyer_pays(_totals(data, stated_total=None))  # checked with the rest in _lines_are_consistent
+# PlaceOrder.total when the channel left it out, until _lines_are_consistent derives it. Not a default
+# factory reading the other fields: pydantic would then report `total` too whenever another field is
+# invalid ("default_factory_not_called"), naming a field the sender got right.
+_UNSTATED = Decimal(-1)
+
+
+def _hide_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
 
 
 def _totals(data: dict[str, Any], *, stated_total: Decimal | None) -> Totals:
@@ -235,7 +238,11 @@ class PlaceOrder(Model):
     tax: Money = Decimal(0)
     taxes_included: bool = False  # prices already include the tax: it is not added again
     # What the buyer pays, and what a payment must equal: subtotal - discounts + shipping + tax.
-    total: Money = Field(default_factory=_buyer_pays)
+    total: Money = Field(
+        _UNSTATED,
+        description="what the buyer pays; left out: derived from the lines and the charges above",
+        json_schema_extra=_hide_default,
+    )
 
     @property
     def shop(self) -> str:
@@ -259,12 +266,13 @@ class PlaceOrder(Model):
                 value = getattr(line, name)
                 if value is not None and (why := excess_decimals(value, self.currency)):
                     raise ValueError(f"lines[{index}].{name}: {why}")
-        amounts = [(name, getattr(self, name)) for name in ("subtotal", "shipping", "tax", "total")]
+        stated = self.total if "total" in self.model_fields_set else None
+        amounts = [(name, getattr(self, name)) for name in ("subtotal", "shipping", "tax")]
+        amounts.append(("total", stated))
         amounts += [(f"discounts[{i}].amount", discount.amount) for i, discount in enumerate(self.discounts)]
         for name, value in amounts:
             if value is not None and (why := excess_decimals(value, self.currency)):
                 raise ValueError(f"{name}: {why}")
-        stated = self.total if "total" in self.model_fields_set else None
         total = checked_total(_totals(dict(self), stated_total=stated))
         if total >= MAX_ORDER_TOTAL:
             raise ValueError(f"lines: the order total {total} is not below {MAX_ORDER_TOTAL:,}")

@@ -96,13 +96,13 @@ class OrderPage(BaseModel):
         201: {"description": "A new order, placed", "headers": _SOURCE_DOC},
         200: {
             "model": OrderView,
-            "description": "This (channel, channel_order_id) was placed before: the existing order",
+            "description": "This (shop_id, channel, channel_order_id) was placed before: the existing order",
             "headers": _SOURCE_DOC,
         },
     },
 )
 async def place_order(order: PlaceOrder, _: Writer, gateway: Gateway, response: Response) -> OrderView:
-    """Place an order; the same (channel, channel_order_id) again returns the existing order (200)."""
+    """Place an order; the same (shop_id, channel, channel_order_id) again returns that order (200)."""
     answer = await gateway.place_order(order)
     if not answer.created:
         response.status_code = status.HTTP_200_OK
