@@ -371,6 +371,7 @@ async def test_a_delivery_stored_while_no_worker_could_take_it_is_applied_by_the
             if stored.entry.status != "received":
                 break
             await asyncio.sleep(0.2)
+        assert stored is not None
         assert stored.entry.status == "applied", stored.entry
         assert (await stack.order())["status"] == "pending_payment"
     finally:
@@ -408,6 +409,7 @@ async def test_a_delivery_that_came_while_no_worker_ran_is_stored_answered_and_a
                     if stored.entry.status != "received":
                         break
                     await asyncio.sleep(0.2)
+                assert stored is not None
                 assert stored.entry.status == "applied", stored.entry
                 assert (await down.order())["status"] == "pending_payment"
             finally:
