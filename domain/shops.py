@@ -9,16 +9,12 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, StringConstraints, field_validator, model_validator
 
-from domain.models import (  # noqa: F401  (shop ids are defined beside the orders that name them)
-    SHOP_ID_MAX_LENGTH,
-    SHOP_ID_PATTERN,
-    Channel,
-    CurrencyCode,
-    Language,
-    Model,
-    ShopId,
-    default_shop_id,
-)
+# Shop ids are defined beside the orders that name them (domain.models); re-exported for shops' callers.
+from domain.models import SHOP_ID_MAX_LENGTH as SHOP_ID_MAX_LENGTH
+from domain.models import SHOP_ID_PATTERN as SHOP_ID_PATTERN
+from domain.models import Channel, CurrencyCode, Language, Model
+from domain.models import ShopId as ShopId
+from domain.models import default_shop_id as default_shop_id
 
 SHOP_URL_MAX_LENGTH = 255
 SECRET_MAX_LENGTH = 1000  # the longest credential accepted; its ciphertext goes in a TEXT column
