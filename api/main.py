@@ -86,12 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.restocker = Restocker(gateway, store)
         shop_service = ShopService(engine, box, settings.webhook_secret_grace)
         app.state.shops = Shops(shop_service)
-        app.state.inbound = Inbound(gateway, InboxService(engine), shop_service, runtime)
+        app.state.inbound = Inbound(
+            gateway, InboxService(engine), shop_service, runtime, settings.webhook_answer_within
+        )
         gauges = asyncio.create_task(_publish_order_counts(runtime, store)) if runtime else None
         yield
         if gauges:
             gauges.cancel()
         await app.state.restocker.drain()
+        await app.state.inbound.drain()
         engine.dispose()
 
     # /docs and /redoc with Swagger UI and ReDoc served from the fastapi-offline package, not a CDN:

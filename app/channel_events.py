@@ -4,10 +4,11 @@ inbox sweeper; a delivery Temporal could not take now stays `received` and the s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -110,8 +111,11 @@ class Inbound:
         inbox: InboxService,
         shops: ShopService,
         runtime: Runtime | None = None,
+        answer_within: timedelta = timedelta(seconds=2),
     ) -> None:
         self._gateway = gateway
+        self._answer_within = answer_within
+        self._applying: set[asyncio.Task[InboxEntry]] = set()  # held until done: asyncio keeps weak refs
         self._inbox = inbox
         self._shops = shops
         self._rejected = (
@@ -166,7 +170,25 @@ class Inbound:
         if not new:
             log.info("webhook_duplicate", source=source.value, shop_id=shop_id, delivery_id=delivery_id)
             return Receipt(entry, new=False)
-        return Receipt(await self.apply(entry.id), new=True)
+        return Receipt(await self._apply_within_bound(entry), new=True)
+
+    async def _apply_within_bound(self, entry: InboxEntry) -> InboxEntry:
+        """Apply now, but answer within `answer_within`: past it the delivery (stored already) is
+        reported `received` while its applying goes on; the sweeper covers a crash meanwhile."""
+        task = asyncio.create_task(self.apply(entry.id))
+        self._applying.add(task)
+        task.add_done_callback(self._applying.discard)
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self._answer_within.total_seconds())
+        except TimeoutError:
+            log.info("webhook_applying_after_answer", inbox_id=entry.id, source=entry.source)
+            reason = "being applied: the order service is slow to answer; it completes without a redelivery"
+            return entry.model_copy(update={"reason": reason})
+
+    async def drain(self) -> None:
+        """Let deliveries still being applied finish (API shutdown)."""
+        if self._applying:
+            await asyncio.gather(*self._applying, return_exceptions=True)
 
     def _shop_id(self, source: Source, key: str) -> str:
         if source is Source.STRIPE:

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     secret_keys_previous: SecretKeys = ()
     # A rotated webhook secret stays valid this long, so deliveries signed with the old one still pass.
     webhook_secret_grace: Duration = Field(default=timedelta(hours=24))
+    # A webhook is answered within this even when applying it takes longer (stores give up after a few
+    # seconds and redeliver): the delivery is stored first, and its applying goes on after the answer.
+    webhook_answer_within: Duration = Field(default=timedelta(seconds=2))
 
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -160,6 +163,7 @@ class Settings(BaseSettings):
         "busy_retry_after",
         "mail_give_up_after",
         "webhook_secret_grace",
+        "webhook_answer_within",
     )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:

@@ -432,3 +432,29 @@ async def test_stripe_charge_refunded_settles_the_refund_orderflow_made(stack: S
     with stack.engine.connect() as conn:
         status = conn.execute(text("SELECT status FROM refunds WHERE refund_id = 'RF-42'")).scalar_one()
     assert status == "succeeded"
+
+
+async def test_a_slow_order_service_does_not_hold_the_stores_answer(
+    dev_env: WorkflowEnvironment, db_url: str, engine: Engine
+) -> None:
+    async with serving(
+        dev_env,
+        db_url,
+        engine,
+        worker=False,
+        workflow_answer_timeout=timedelta(seconds=20),
+        webhook_answer_within=timedelta(milliseconds=500),
+    ) as slow:
+        started = asyncio.get_running_loop().time()
+        answer = await slow.shopify("orders/create", shopify_order(), "d-slow")
+        assert asyncio.get_running_loop().time() - started < 3  # stores redeliver after about 5 s
+        assert answer.json()["status"] == "received", answer.text
+        # The worker comes back while the request's applying still waits: it finishes, no redelivery.
+        inbox = InboxService(engine)
+        async with running_worker(dev_env.client, slow.settings, engine):
+            for _ in range(100):
+                [entry] = inbox.list()
+                if entry.status != "received":
+                    break
+                await asyncio.sleep(0.2)
+            assert entry.status == "applied", entry
