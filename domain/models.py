@@ -128,13 +128,10 @@ def _no_blank(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-# BCP 47 as stores send it: "en", "en-US", "zh-Hant-TW", "pt_BR"; "" means unknown.
-Locale = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8}){0,3}$"
-    ),
-]
+# A locale as stores send it: "en", "en-US", "zh-Hant-TW", WordPress's "de_DE_formal"; "" means unknown.
+# Shown only, never parsed: any tag of letters, digits, "-" and "_" is kept, so an odd one from a store
+# cannot keep its order out.
+Locale = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9_-]{1,35}$")]
 
 
 def minor_digits(currency: str) -> int:

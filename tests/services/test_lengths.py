@@ -274,6 +274,8 @@ NOT_IN_A_BOUNDED_COLUMN: dict[str, str] = {
     "CancelOrder.customer_message": "orders.view (JSON), notifications.body_text (text)",
     "BatchActionRequest.order_ids[]": "finds the orders",
     "path order_id": "finds the order",
+    "path account_id": "finds the shop by shops.stripe_account_id; the delivery is filed under its shop_id",
+    "path inbox_id": "finds the delivery",
     "WarehouseIn.shipping{key}": "warehouses.shipping (JSON)",
     # Each row is a domain.stock.StockRow (SetStock's bounds, the path patterns): see below.
     "body /inventory/import csv_text": "rows checked as StockRow (test_a_csv_import_refuses_...)",
