@@ -14,6 +14,7 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from activities.channels import ChannelActivities
 from activities.errors import ClassifyFailures
 from activities.inbox import InboxActivities
 from activities.inventory import InventoryActivities
@@ -93,6 +94,13 @@ def build_worker(
         shops = ShopService(engine, SecretBox(settings.secret_key, settings.secret_keys_previous))
         inbound = Inbound(OrderGateway(client, OrderStore(engine), settings), InboxService(engine), shops)
         sweep.append(InboxActivities(inbound).sweep_inbox)
+        channels = ChannelActivities(shops, PaymentService(engine), stripe_api_base=settings.stripe_api_base)
+        sweep += [
+            channels.create_fulfilment,
+            channels.cancel_on_shop,
+            channels.refund_payment,
+            channels.push_stock,
+        ]
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     # A webhook is answered within this even when applying it takes longer (stores give up after a few
     # seconds and redeliver): the delivery is stored first, and its applying goes on after the answer.
     webhook_answer_within: Duration = Field(default=timedelta(seconds=2))
+    # Where refunds are sent (Stripe's API; tests point it at a fake on 127.0.0.1). None: api.stripe.com.
+    stripe_api_base: str | None = None
 
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -113,3 +113,66 @@ class RequestShipment(Model):
     lines: list[OrderLine]
     address: Address
     ship_by: datetime
+
+
+# ------------------------------------------------------------------ outbound calls to shops and Stripe
+class ShopLine(Model):
+    """One line of a parcel as the store knows it: its line id there and how many leave."""
+
+    channel_line_id: str
+    quantity: int
+
+
+class CreateFulfilment(Model):
+    """Tell the shop a parcel left: one fulfilment per parcel, key `fulfilment:<order>:<parcel>`.
+    `lines` empty: everything the shop still has to fulfil (an order shipped whole)."""
+
+    order_id: str
+    shop_id: str
+    channel_order_id: str
+    parcel: str  # the warehouse the parcel left from (one parcel per warehouse)
+    carrier: str
+    tracking_number: str
+    tracking_url: str = ""
+    lines: list[ShopLine] = Field(default_factory=list)
+    last_parcel: bool = True  # WooCommerce: only the last parcel marks the order completed
+
+    @property
+    def key(self) -> str:
+        return f"fulfilment:{self.order_id}:{self.parcel}"
+
+
+class CancelOnShop(Model):
+    """Cancel the order on its shop; `refund`: the shop took the money and gives it back itself."""
+
+    order_id: str
+    shop_id: str
+    channel_order_id: str
+    reason: str
+    refund: bool = False
+
+
+class RefundPayment(Model):
+    """A Stripe payment given back, with Idempotency-Key `refund:<refund_id>`: one refund, any retries."""
+
+    order_id: str
+    shop_id: str
+    refund_id: str
+    payment_intent_id: str
+    amount: Decimal
+    currency: str
+
+
+class PushStock(Model):
+    """Set what the shop lists for `sku` to max(0, sellable - the shop's stock buffer)."""
+
+    shop_id: str
+    sku: str
+    sellable: int
+
+
+class ShopCall(Model):
+    """What an outbound call did: `done` False when there was nothing to call (no credentials), with why."""
+
+    done: bool
+    detail: str = ""

@@ -71,6 +71,13 @@ class PaymentService:
                     raise
         return owed
 
+    def settle_refund(self, refund_id: str, status: str) -> None:
+        """What the payment provider says of the refund: succeeded or failed (a succeeded refund stays so)."""
+        with transaction(self._engine) as session:
+            refund = session.get(Refund, refund_id, with_for_update=True)
+            if refund is not None and refund.status != "succeeded":
+                refund.status = status
+
     def refunds_for(self, order_id: str) -> list[Refund]:
         with Session(self._engine) as session:
             return list(session.exec(select(Refund).where(Refund.order_id == order_id)).all())

@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.customer_mail import CustomerMail
     from workflows.deadlines import PAYMENT_DEADLINES, Deadline, Timer
     from workflows.parcels import Parcel
+    from workflows.shop_calls import ShopCalls
     from workflows.state import LiveOrder
     from workflows.steps import StepFailed, Steps, refusing
 
@@ -42,11 +43,17 @@ S = OrderStatus
 
 class Fulfilment:
     def __init__(
-        self, state: LiveOrder, steps: Steps, mail: CustomerMail, publish: Callable[[], Awaitable[None]]
+        self,
+        state: LiveOrder,
+        steps: Steps,
+        mail: CustomerMail,
+        publish: Callable[[], Awaitable[None]],
+        shop: ShopCalls,
     ) -> None:
         self._state = state
         self._steps = steps
         self._mail = mail
+        self._shop = shop  # calls back to the order's shop and Stripe, beside the order
         self._publish = publish  # orders paid before patch publish-once-per-command projected twice
 
     async def reserve_and_arm_payment_timers(self, since: datetime | None = None) -> None:
@@ -237,6 +244,9 @@ class Fulfilment:
             self._state.deadlines.disarm(Deadline.SHIP_BY)
         self._state.record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
         self._mail.send(NotificationKind.ORDER_SHIPPED, parcel)
+        # Orders shipped before this told no shop; the default shop (no shop_id) has nothing to call.
+        if self._shop.shop_id is not None and workflow.patched("fulfil-on-shop"):
+            self._shop.fulfil(parcel, carrier, tracking_number)
 
     async def track(self, update: TrackingUpdate) -> None:
         parcel, reason = self._state.parcels.for_tracking(update.tracking_number)
@@ -275,6 +285,7 @@ class Fulfilment:
         self._state.move(command, dry_run=True)
         if kind is not None:
             self._state.cancel_kind, self._state.customer_message = kind, message
+        refund_id: str | None = None
         try:
             released = await self._steps.run(
                 "release_stock",
@@ -320,6 +331,9 @@ class Fulfilment:
         self._state.held_since = None
         self._state.record("cancelled", reason)
         self._mail.send(NotificationKind.ORDER_CANCELLED)
+        # The shop's copy follows (and Stripe gives the money back); orders cancelled before did not.
+        if self._shop.shop_id is not None and workflow.patched("cancel-on-shop"):
+            self._shop.cancel(reason, refund_id)
 
     def _cancel_failed(self, reason: str, failed: StepFailed) -> None:
         """Half-cancelled: no deadline may fire any more, and an operator must see it."""

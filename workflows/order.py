@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.deadlines import Deadline, Timer
     from workflows.fulfilment import Fulfilment
     from workflows.projection import Projection
+    from workflows.shop_calls import ShopCalls
     from workflows.state import LiveOrder
     from workflows.steps import (
         StepFailed,
@@ -99,7 +100,8 @@ class OrderWorkflow:
                 answer_pending=self._answer_pending,
             )
         )
-        self._fulfil = Fulfilment(self._state, self._steps, self._mail, self._publish)
+        self._shop = ShopCalls(self._state, self._task_priority())
+        self._fulfil = Fulfilment(self._state, self._steps, self._mail, self._publish, self._shop)
         self._actions = OperatorActions(self._state, self._steps, self._fulfil, self.view)
 
     # ------------------------------------------------------------------ main loop
@@ -146,7 +148,8 @@ class OrderWorkflow:
                 await self._continue_as_new()
         events = len(self._state.timeline)
         await self._mail.finish()
-        if len(self._state.timeline) != events:  # a notification failed after the last projection
+        await self._shop.finish()  # a cancelled order's shop and refund calls end before it does
+        if len(self._state.timeline) != events:  # a notification or shop call ended after the projection
             await self._publish()
         while self._projection.lag is not None:  # the read model must see how the order ended
             due = self._state.deadlines.due_at(Deadline.PROJECT) or workflow.now()
@@ -264,7 +267,7 @@ class OrderWorkflow:
             return  # a command arrived meanwhile: handle it first, continue as new after
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                self._mail.all_done,
+                lambda: self._mail.all_done() and self._shop.all_done(),
                 timeout=NOTIFY_SETTLE,
                 timeout_summary="let customer mails in flight finish",
             )

@@ -1,0 +1,201 @@
+"""The order tells its shop and Stripe what happened, over real HTTP to fake Shopify and Stripe servers
+on 127.0.0.1 that fail the first calls: one fulfilment per parcel, one cancellation, one refund; a
+shop that refuses for good is marked unhealthy and the order carries on."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from core.config import Settings
+from domain.models import (
+    CancelOrder,
+    Channel,
+    ConfirmPayment,
+    ConfirmShipment,
+    OrderLine,
+    OrderStatus,
+    OrderView,
+    PlaceOrder,
+)
+from services.inventory import InventoryService
+from services.payments import PaymentService
+from services.secrets import SecretBox
+from services.shops import ShopFields, ShopService
+from tests.support.factories import eventually, order, settle_and_terminate, start_order
+from tests.support.fakes.server import serving
+from tests.support.fakes.shopify import FakeShopify
+from tests.support.fakes.stripe import FakeStripe
+from tests.support.temporal import make_settings, running_worker
+from workflows.order import OrderWorkflow
+
+Handle = WorkflowHandle[OrderWorkflow, OrderView]
+SHOP = "acme-shopify"
+
+
+@dataclass
+class World:
+    env: WorkflowEnvironment
+    settings: Settings
+    engine: Engine
+    shopify: FakeShopify
+    stripe: FakeStripe
+    shops: ShopService
+
+
+@pytest.fixture
+async def world(time_skipping_env: WorkflowEnvironment, sqlite_engine: Engine) -> AsyncIterator[World]:
+    shopify, stripe = FakeShopify(), FakeStripe()
+    async with serving(shopify.app()) as shop_url, serving(stripe.app()) as stripe_url:
+        settings = make_settings(stripe_api_base=stripe_url)
+        assert settings.secret_key is not None
+        shops = ShopService(sqlite_engine, SecretBox(settings.secret_key))
+        fields = ShopFields(channel=Channel.SHOPIFY, name="Acme", url=shop_url, currency="USD", language="en")
+        secrets = {"access_token": shopify.token, "stripe_secret_key": stripe.api_key}
+        shops.put(SHOP, fields, dict(secrets))
+        inventory = InventoryService(sqlite_engine)
+        inventory.set_on_hand("WH-A", "LAMP-1", 10)
+        inventory.set_on_hand("WH-B", "BULB-2", 10)
+        async with running_worker(time_skipping_env.client, settings, sqlite_engine):
+            yield World(time_skipping_env, settings, sqlite_engine, shopify, stripe, shops)
+            await settle_and_terminate(time_skipping_env.client)
+
+
+def shop_order(number: int, lines: list[tuple[str, int, str, str]]) -> PlaceOrder:
+    """A Shopify order of shop SHOP: (sku, quantity, price, Shopify line item id) per line."""
+    placed = order(channel_order_id=str(number))
+    return placed.model_copy(
+        update={
+            "shop_id": SHOP,
+            "lines": [
+                OrderLine(sku=sku, quantity=qty, unit_price=Decimal(price), channel_line_id=line_id)
+                for sku, qty, price, line_id in lines
+            ],
+            "total": sum(Decimal(price) * qty for _, qty, price, _ in lines),
+        }
+    )
+
+
+def paid_by(placed: PlaceOrder, method: str, payment_id: str) -> ConfirmPayment:
+    return ConfirmPayment(payment_id=payment_id, amount=placed.total, currency=placed.currency, method=method)
+
+
+def kinds(view: OrderView, kind: str) -> list[str]:
+    return [event.detail for event in view.timeline if event.kind == kind]
+
+
+async def view_with(handle: Handle, env: WorkflowEnvironment, kind: str) -> OrderView:
+    """The order once its background shop call left `kind` on the timeline (time skips retry waits)."""
+
+    async def probe() -> OrderView | None:
+        await env.sleep(timedelta(minutes=1))
+        view = await handle.query(OrderWorkflow.view)
+        return view if kinds(view, kind) else None
+
+    found: OrderView | None = await eventually(probe, tries=60)
+    assert found is not None
+    return found
+
+
+async def test_a_split_order_creates_one_fulfilment_per_parcel_although_shopify_fails_at_first(
+    world: World,
+) -> None:
+    remote = world.shopify.add_order(1001, {11: 2, 12: 1})
+    world.shopify.faults.fail_first = 2  # the first two calls answer 500
+    placed = shop_order(1001, [("LAMP-1", 2, "30.00", "11"), ("BULB-2", 1, "5.00", "12")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Shopify", "shopify:1001"))
+
+    shipped = await handle.execute_update(
+        OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number="DHL-A-0001", warehouse="WH-A")
+    )
+    assert shipped.status == OrderStatus.PARTIALLY_SHIPPED  # the shop's answer never holds the order
+    view = await view_with(handle, world.env, "shop_fulfilled")
+    assert [f["tracking"]["number"] for f in remote.fulfilments] == ["DHL-A-0001"]
+    assert remote.fulfilments[0]["items"] == [{"line": "gid://shopify/LineItem/11", "quantity": 2}]
+    assert remote.fulfilments[0]["tracking"]["company"] == "DHL"
+    assert "parcel from WH-A shipped" in kinds(view, "shop_fulfilled")[0]
+
+    await handle.execute_update(
+        OrderWorkflow.ship, ConfirmShipment(carrier="UPS", tracking_number="1Z999AA10001", warehouse="WH-B")
+    )
+    await eventually(lambda: len(remote.fulfilments) == 2 or None, tries=100)
+    assert [f["tracking"]["number"] for f in remote.fulfilments] == ["DHL-A-0001", "1Z999AA10001"]
+    assert remote.fulfilments[1]["items"] == [{"line": "gid://shopify/LineItem/12", "quantity": 1}]
+    assert world.shopify.journal.problems == []
+    shop = world.shops.get(SHOP)
+    assert shop is not None
+    assert shop.healthy
+
+
+async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_carries_on(
+    world: World,
+) -> None:
+    world.shopify.add_order(1002, {21: 1})
+    world.shopify.token = "shpat_revoked_in_the_meantime"  # the shop now answers 401
+    placed = shop_order(1002, [("LAMP-1", 1, "30.00", "21")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Shopify", "shopify:1002"))
+    await handle.execute_update(
+        OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number="DHL-B-0001", warehouse="WH-A")
+    )
+
+    view = await view_with(handle, world.env, "shop_call_failed")
+    assert view.status == OrderStatus.SHIPPED
+    (failed,) = kinds(view, "shop_call_failed")
+    assert "credentials are wrong or were revoked" in failed
+    assert "update the store by hand" in failed
+    shop = world.shops.get(SHOP)
+    assert shop is not None
+    assert not shop.healthy
+    assert shop.last_error is not None
+    assert "HTTP 401" in shop.last_error
+
+
+async def test_cancelling_a_stripe_paid_order_cancels_it_on_the_shop_and_refunds_once(world: World) -> None:
+    remote = world.shopify.add_order(1003, {31: 1})
+    world.stripe.faults.fail_first = 2  # Stripe answers 500 twice
+    world.stripe.faults.lose_responses = (
+        1  # then refunds but the answer is lost: the retry must not refund again
+    )
+    placed = shop_order(1003, [("LAMP-1", 1, "30.00", "31")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Stripe", "pi_3OrderflowTest"))
+    await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="buyer changed their mind"))
+
+    final = await handle.result()
+    assert final.status == OrderStatus.CANCELLED
+    assert len(world.stripe.refunds) == 1
+    (refund,) = world.stripe.refunds.values()
+    assert (refund["payment_intent"], refund["amount"]) == ("pi_3OrderflowTest", 3000)
+    (owed,) = PaymentService(world.engine).refunds_for(final.order_id)
+    assert refund["metadata"] == {"orderflow_refund_id": owed.refund_id}
+    assert owed.status == "succeeded"
+    assert remote.cancelled_at is not None
+    assert len(kinds(final, "shop_cancelled")) == 1
+    assert "Stripe refund re_fake000001: succeeded" in kinds(final, "refund_sent")[0]
+
+
+async def test_a_refused_refund_is_marked_failed_and_the_order_is_still_cancelled(world: World) -> None:
+    world.shopify.add_order(1004, {41: 1})
+    world.stripe.api_key = "sk_test_rotated"  # the shop's key no longer works: 401
+    placed = shop_order(1004, [("LAMP-1", 1, "30.00", "41")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Stripe", "pi_3OrderflowRefused"))
+    await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="out of stock"))
+
+    final = await handle.result()
+    assert final.status == OrderStatus.CANCELLED
+    assert world.stripe.refunds == {}
+    (owed,) = PaymentService(world.engine).refunds_for(final.order_id)
+    assert owed.status == "failed"
+    (failed,) = kinds(final, "shop_call_failed")
+    assert "refund 30.00 USD through Stripe failed" in failed
+    assert "Stripe refused the API key" in failed

@@ -1,0 +1,146 @@
+"""The order's calls back to its shop and to Stripe, beside the order like customer mail: the main
+loop never waits for them, since a store that is down leaves the store's copy behind, not the order.
+
+Each call is an activity retried with back-off (honouring the counterpart's Retry-After); one that
+fails for good, or past its attempts, goes on the timeline with what to do, and the order carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.channels import ChannelActivities
+    from domain.effects import CancelOnShop, CreateFulfilment, RefundPayment, ShopCall, ShopLine
+    from domain.humanize import duration
+
+    from workflows.parcels import Parcel
+    from workflows.state import LiveOrder
+    from workflows.steps import ACTIVITY_TIMEOUT, failure_reason
+
+# About 6 hours of attempts: 5 s doubling to 30 min. A store that is down longer than that is told by
+# hand (the timeline says so); a refusal (401, 404) stops at once and marks the shop unhealthy.
+SHOP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30), maximum_attempts=16
+)
+STRIPE_PAYMENT = "Stripe"  # ConfirmPayment.method of payments Stripe took (app/channel_events.py)
+
+
+class ShopCalls:
+    def __init__(self, state: LiveOrder, priority: Priority) -> None:
+        self._state = state
+        self._priority = priority
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def shop_id(self) -> str | None:
+        """The order's shop; None (the channel's default shop) has no credentials: nothing to call."""
+        return self._state.order.shop_id
+
+    def fulfil(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
+        """Create the parcel's fulfilment on the shop (key `fulfilment:<order>:<parcel>`)."""
+        if self.shop_id is None:
+            return
+        order = self._state.order
+        lines = [
+            ShopLine(channel_line_id=ref, quantity=item.quantity)
+            for item in parcel.lines
+            if (ref := order.lines[item.line_no].channel_line_id)
+        ]
+        if len(lines) < len(parcel.lines) and len(self._state.parcels.active) > 1:
+            self._state.record(
+                "shop_not_updated",
+                f"the parcel from {parcel.warehouse} cannot be reported to shop {self.shop_id}: its lines "
+                "carry no channel line id. Mark it fulfilled on the store by hand",
+            )
+            return
+        request = CreateFulfilment(
+            order_id=self._state.order_id,
+            shop_id=self.shop_id,
+            channel_order_id=order.channel_order_id,
+            parcel=parcel.warehouse,
+            carrier=carrier,
+            tracking_number=tracking_number,
+            lines=lines if len(lines) == len(parcel.lines) else [],
+            last_parcel=not self._state.parcels.unshipped(),
+        )
+        self._start(
+            ChannelActivities.create_fulfilment,
+            request,
+            f"tell shop {self.shop_id} the parcel from {parcel.warehouse} shipped",
+            "shop_fulfilled",
+        )
+
+    def cancel(self, reason: str, refund_id: str | None) -> None:
+        """Cancel on the shop, and refund through Stripe when Stripe took the money; the shop refunds
+        itself when it took the money (Shopify)."""
+        if self.shop_id is None:
+            return
+        payment = self._state.payment
+        by_stripe = payment is not None and payment.method == STRIPE_PAYMENT
+        self._start(
+            ChannelActivities.cancel_on_shop,
+            CancelOnShop(
+                order_id=self._state.order_id,
+                shop_id=self.shop_id,
+                channel_order_id=self._state.order.channel_order_id,
+                reason=reason,
+                refund=payment is not None and not by_stripe,
+            ),
+            f"cancel the order on shop {self.shop_id}",
+            "shop_cancelled",
+        )
+        if payment is not None and by_stripe and refund_id is not None:
+            self._start(
+                ChannelActivities.refund_payment,
+                RefundPayment(
+                    order_id=self._state.order_id,
+                    shop_id=self.shop_id,
+                    refund_id=refund_id,
+                    payment_intent_id=payment.payment_id,
+                    amount=payment.amount,
+                    currency=payment.currency,
+                ),
+                f"refund {payment.amount} {payment.currency} through Stripe",
+                "refund_sent",
+            )
+
+    def _start(self, method: object, request: object, summary: str, done_kind: str) -> None:
+        state = self._state
+        began = workflow.now()
+
+        async def call() -> None:
+            try:
+                result: ShopCall = await workflow.execute_activity_method(
+                    method,  # type: ignore[call-overload]
+                    request,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=SHOP_RETRY,
+                    summary=summary,
+                    priority=self._priority,
+                )
+            except ActivityError as err:
+                cause = err.cause or err
+                after = duration(workflow.now() - began)
+                state.record(
+                    "shop_call_failed",
+                    f"{summary} failed ({failure_reason(cause)}; gave up after {after}). The order "
+                    "carries on; the store's copy is behind: fix the shop (GET /shops says why) and "
+                    "update the store by hand",
+                )
+                return
+            if result.done:
+                state.record(done_kind, f"{summary}: {result.detail}")
+
+        self._tasks.append(asyncio.create_task(call()))
+
+    def all_done(self) -> bool:
+        return all(task.done() for task in self._tasks)
+
+    async def finish(self) -> None:
+        await asyncio.gather(*self._tasks)
