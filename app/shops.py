@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.errors import CommandRefused, NotFound
-from domain.models import Channel
+from app.errors import CommandRefused, InvalidField, NotFound
+from domain.models import Channel, PlaceOrder, default_shop_id
 from domain.shops import ShopIn, ShopView
 from services.shops import ChannelChange, ShopFields, ShopService
 
@@ -36,6 +36,24 @@ class Shops:
         if view is None:
             raise NotFound(f"shop {shop_id}")
         return view
+
+    def check_order_shop(self, order: PlaceOrder) -> None:
+        """An order names a shop that exists and sells on the order's channel (a typo would otherwise
+        file the order under a shop nobody has, where the same order sent again is a second order)."""
+        if order.shop_id is None or order.shop_id == default_shop_id(order.channel.value):
+            return
+        shop = self._service.get(order.shop_id)
+        if shop is None:
+            raise InvalidField(
+                "shop_id",
+                f"no shop {order.shop_id}: describe it first with PUT /shops/{order.shop_id} (operator), "
+                f"or leave shop_id out to use the {order.channel.value} default shop",
+            )
+        if shop.channel != order.channel:
+            raise InvalidField(
+                "shop_id",
+                f"shop {order.shop_id} sells on {shop.channel}, but this order says {order.channel}",
+            )
 
     def list(self, channel: Channel | None = None) -> list[ShopView]:
         return self._service.all(channel)

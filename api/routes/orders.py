@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Gateway, IdempotencyKey, OrderId, Reader, Store, Writer
+from api.deps import Gateway, IdempotencyKey, OrderId, Reader, Shops, Store, Writer
 from app.orders import Answer
 from domain.models import (
     CancelOrder,
@@ -101,8 +101,11 @@ class OrderPage(BaseModel):
         },
     },
 )
-async def place_order(order: PlaceOrder, _: Writer, gateway: Gateway, response: Response) -> OrderView:
+async def place_order(
+    order: PlaceOrder, _: Writer, gateway: Gateway, shops: Shops, response: Response
+) -> OrderView:
     """Place an order; the same (shop_id, channel, channel_order_id) again returns that order (200)."""
+    await run_in_threadpool(shops.check_order_shop, order)
     answer = await gateway.place_order(order)
     if not answer.created:
         response.status_code = status.HTTP_200_OK

@@ -12,9 +12,24 @@ from tests.support.factories import eventually
 from tests.support.payloads import PAYMENT, body
 
 
+async def woocommerce_shop(api: httpx.AsyncClient, shop_id: str) -> None:
+    described = await api.put(
+        f"/shops/{shop_id}",
+        json={
+            "channel": "woocommerce",
+            "name": shop_id,
+            "url": f"https://{shop_id}.example/",
+            "currency": "EUR",
+        },
+    )
+    assert described.status_code == 200, described.text
+
+
 async def test_one_order_number_in_two_shops_is_two_orders_and_in_one_shop_one(
     api: httpx.AsyncClient, engine: Engine
 ) -> None:
+    await woocommerce_shop(api, "eu-store")
+    await woocommerce_shop(api, "us-store")
     eu = await api.post("/orders", json=body("WC-1001", channel="woocommerce", shop_id="eu-store"))
     us = await api.post("/orders", json=body("WC-1001", channel="woocommerce", shop_id="us-store"))
     assert (eu.status_code, us.status_code) == (201, 201), (eu.text, us.text)
@@ -104,3 +119,20 @@ async def test_a_total_that_does_not_add_up_is_a_422_saying_what_it_should_be_an
     finer = await api.post("/orders", json=body("SG-MONEY-3", shipping="4.955"))
     assert finer.status_code == 422
     assert [e["field"] for e in finer.json()["errors"]] == ["shipping"]
+
+
+async def test_an_order_for_a_shop_nobody_described_or_of_another_channel_is_refused(
+    api: httpx.AsyncClient, engine: Engine
+) -> None:
+    typo = await api.post("/orders", json=body("WC-2001", channel="woocommerce", shop_id="eu-stroe"))
+    assert typo.status_code == 422
+    [error] = typo.json()["errors"]
+    assert error["field"] == "shop_id"
+    assert "PUT /shops/eu-stroe" in error["message"]
+
+    await woocommerce_shop(api, "eu-store")
+    elsewhere = await api.post("/orders", json=body("SH-2001", channel="shopify", shop_id="eu-store"))
+    assert elsewhere.status_code == 422
+    assert "sells on woocommerce" in elsewhere.json()["errors"][0]["message"]
+    with Session(engine) as session:  # nothing was claimed for either
+        assert session.exec(select(OrderKey)).all() == []
