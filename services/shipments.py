@@ -47,22 +47,23 @@ class ShipmentService:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     def mark_shipped(self, order_id: str, warehouse: str) -> bool:
-        """The parcel left (shipped by the warehouse or outside orderflow): nothing more to pick."""
-        return self._close_open(order_id, warehouse, "shipped")
+        """The parcel left (shipped by the warehouse or outside orderflow): nothing more to pick. A
+        request a hold withdrew counts too: the warehouse shipped it anyway, and the record says so."""
+        return self._close_open(order_id, warehouse, "shipped", also=("cancelled",))
 
     def cancel(self, request: CancelShipmentRequest) -> bool:
         """Withdraw a request the warehouse has not fulfilled; False when there was none to withdraw."""
         return self._close_open(request.order_id, request.warehouse, "cancelled")
 
-    def _close_open(self, order_id: str, warehouse: str, status: str) -> bool:
-        """Move the open request of (order, warehouse) to `status`; False when none was open."""
+    def _close_open(self, order_id: str, warehouse: str, status: str, also: tuple[str, ...] = ()) -> bool:
+        """Move the open request of (order, warehouse) (or one in `also`) to `status`; False when none was."""
         with transaction(self._engine) as session:
             result = session.execute(
                 update(ShipmentRequest)
                 .where(
                     col(ShipmentRequest.order_id) == order_id,
                     col(ShipmentRequest.warehouse) == warehouse,
-                    col(ShipmentRequest.status) == "requested",
+                    col(ShipmentRequest.status).in_(("requested", *also)),
                 )
                 .values(status=status)
             )

@@ -231,7 +231,12 @@ class Fulfilment:
                 ShipStock(order_id=self._state.order_id, warehouse=parcel.warehouse),
                 f"deduct shipped stock in {parcel.warehouse}",
             )
-        if parcel.status == "requested" and parcel.lines:
+        # A hold withdrew the request, but the warehouse shipped anyway: its record says shipped too.
+        shipped_anyway = parcel.status == "locked" and self._state.held_since is not None
+        if parcel.lines and (
+            parcel.status == "requested"
+            or (shipped_anyway and workflow.patched("close-request-shipped-while-held"))
+        ):
             await self._steps.run(
                 "close_shipment_request",
                 OrderActivities.close_shipment_request,
