@@ -29,6 +29,7 @@ from core.logging import configure_logging
 from core.metrics import metrics_runtime
 from core.temporal import connect
 from domain.allocation import parse_rules
+from domain.effects import StockSweep
 from domain.mail import MailDispatch, WakeMail, mail_dispatcher_id
 from services.audit import AuditService
 from services.db import create_schema, make_engine
@@ -47,6 +48,7 @@ from workflows.inbox import InboxSweep, InboxSweeperWorkflow, WakeSweeper, inbox
 from workflows.mail import MailDispatcherWorkflow
 from workflows.order import OrderWorkflow
 from workflows.restock import RestockWorkflow
+from workflows.stock_sync import StockSyncWorkflow, stock_sync_id
 
 log = structlog.get_logger(__name__)
 
@@ -94,17 +96,29 @@ def build_worker(
         shops = ShopService(engine, SecretBox(settings.secret_key, settings.secret_keys_previous))
         inbound = Inbound(OrderGateway(client, OrderStore(engine), settings), InboxService(engine), shops)
         sweep.append(InboxActivities(inbound).sweep_inbox)
-        channels = ChannelActivities(shops, PaymentService(engine), stripe_api_base=settings.stripe_api_base)
+        channels = ChannelActivities(
+            shops,
+            PaymentService(engine),
+            InventoryService(engine, WarehouseService(engine, rules)),
+            stripe_api_base=settings.stripe_api_base,
+        )
         sweep += [
             channels.create_fulfilment,
             channels.cancel_on_shop,
             channels.refund_payment,
             channels.push_stock,
+            channels.push_stock_changes,
         ]
     return Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[OrderWorkflow, RestockWorkflow, MailDispatcherWorkflow, InboxSweeperWorkflow],
+        workflows=[
+            OrderWorkflow,
+            RestockWorkflow,
+            MailDispatcherWorkflow,
+            InboxSweeperWorkflow,
+            StockSyncWorkflow,
+        ],
         activities=[
             inventory.lock_stock,
             inventory.reserve_stock,
@@ -161,6 +175,18 @@ async def start_inbox_sweeper(client: Client, settings: Settings) -> None:
     )
 
 
+async def start_stock_sync(client: Client, settings: Settings) -> None:
+    """Start the task queue's stock push unless it runs (one fixed workflow id, the running one kept)."""
+    await client.start_workflow(
+        StockSyncWorkflow.run,
+        StockSweep(),
+        id=stock_sync_id(settings.task_queue),
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        static_summary="Pushes changed sellable stock (less each shop's buffer) to the shops, coalesced",
+    )
+
+
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
@@ -183,6 +209,7 @@ async def main() -> None:
     async with worker:
         await start_mail_dispatcher(client, settings)
         await start_inbox_sweeper(client, settings)
+        await start_stock_sync(client, settings)
         log.info("worker_started", task_queue=settings.task_queue, temporal=settings.temporal_address)
         await stop.wait()
         log.info("worker_stopping", grace_seconds=settings.shutdown_grace.total_seconds())

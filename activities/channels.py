@@ -12,14 +12,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from domain.effects import CancelOnShop, CreateFulfilment, PushStock, RefundPayment, ShopCall
+from domain.effects import (
+    CancelOnShop,
+    CreateFulfilment,
+    PushStock,
+    RefundPayment,
+    ShopCall,
+    StockSweep,
+    StockSwept,
+)
 from domain.models import Channel
 from domain.shops import ShopView
 from integrations.channels.base import Outcome, ParcelNotice
@@ -27,8 +35,10 @@ from integrations.channels.shopify.client import ShopifyClient
 from integrations.channels.woocommerce.client import WooCommerceClient
 from integrations.errors import PermanentError, RetryableError
 from integrations.payments.stripe.client import StripePayments
+from services.inventory import InventoryService
 from services.payments import PaymentService
 from services.shops import ShopService
+from services.tables import utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +49,12 @@ T = TypeVar("T")
 # Stripe's refund statuses as orderflow's refund record keeps them; others stay pending (charge.refunded
 # settles them later).
 REFUND_STATUS = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}
+# Stock changes are read from a little before the last one pushed: a change whose transaction
+# committed late (its updated_at older than one already seen) is still found. Pushing the same
+# figure again writes nothing (both clients look before they write).
+LOOKBACK = timedelta(seconds=5)
+# An unhealthy shop is tried again once it was changed (PUT /shops, e.g. a new token) or after this.
+RECHECK_UNHEALTHY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -49,10 +65,16 @@ class _Store:
 
 class ChannelActivities:
     def __init__(
-        self, shops: ShopService, payments: PaymentService, *, stripe_api_base: str | None = None
+        self,
+        shops: ShopService,
+        payments: PaymentService,
+        inventory: InventoryService,
+        *,
+        stripe_api_base: str | None = None,
     ) -> None:
         self._shops = shops
         self._payments = payments
+        self._inventory = inventory
         self._stripe_api_base = stripe_api_base
 
     @activity.defn
@@ -120,19 +142,72 @@ class ChannelActivities:
 
     @activity.defn
     async def push_stock(self, request: PushStock) -> ShopCall:
-        """WooCommerce only so far: a product's stock_quantity by SKU (see README, stock push)."""
+        """Set one SKU on one shop to max(0, sellable - the shop's stock buffer)."""
         store = await self._store(request.shop_id)
         if isinstance(store, str):
             return ShopCall(done=False, detail=store)
-        client = store.client
         quantity = max(0, request.sellable - store.shop.stock_buffer)
-        if not isinstance(client, WooCommerceClient):
-            await client.aclose()
-            return ShopCall(done=False, detail="stock is not pushed to Shopify shops yet")
-        await self._guard(
-            store, f"set the stock of {request.sku}", lambda: client.set_stock(request.sku, quantity)
+        written = await self._guard(
+            store, f"set the stock of {request.sku}", lambda: _set(store, request.sku, quantity)
         )
-        return ShopCall(done=True, detail=f"{request.sku}: {quantity}")
+        return ShopCall(done=True, detail=f"{request.sku}: {quantity}" + ("" if written else " (unchanged)"))
+
+    @activity.defn
+    async def push_stock_changes(self, sweep: StockSweep) -> StockSwept:
+        """One round of the stock push: to every shop, each SKU changed since its cursor, once, with
+        the figure it has now (so a burst of changes between rounds is one push). A shop that refuses
+        for good is marked unhealthy and keeps its cursor: its pending pushes resume once it is fixed."""
+        now = utcnow()
+        cursors = dict(sweep.cursors)
+        total, notes = 0, []
+        sellable: dict[str, int] | None = None
+        for shop in await asyncio.to_thread(self._shops.all):
+            since = cursors.get(shop.shop_id, shop.created_at)
+            changed = await asyncio.to_thread(self._inventory.changed_since, since - LOOKBACK)
+            if not changed or not _due(shop, now):
+                continue
+            store = await self._store(shop.shop_id)
+            if isinstance(store, str):  # nothing to call: the changes are not kept for it
+                cursors[shop.shop_id] = max(since, *changed.values())
+                continue
+            if sellable is None:
+                sellable = await asyncio.to_thread(self._inventory.sellable)
+            pushed, said, done = await self._push_changes(store, changed, sellable)
+            total += pushed
+            notes += said
+            if done:
+                cursors[shop.shop_id] = max(since, *changed.values())
+        return StockSwept(cursors=cursors, pushed=total, notes=notes)
+
+    async def _push_changes(
+        self, store: _Store, changed: dict[str, datetime], sellable: dict[str, int]
+    ) -> tuple[int, list[str], bool]:
+        """(SKUs written, notes, whether every change was dealt with)."""
+        shop = store.shop
+        pushed, notes = 0, []
+        try:
+            for sku in sorted(changed):
+                activity.heartbeat(shop.shop_id, sku)
+                quantity = max(0, sellable.get(sku, 0) - shop.stock_buffer)
+                try:
+                    pushed += await _set(store, sku, quantity)
+                except PermanentError as error:
+                    if error.status is not None:
+                        raise  # the shop itself refuses (401, 403, 404): not this SKU's fault
+                    notes.append(f"{shop.shop_id}: {sku} not pushed: {error}")
+        except PermanentError as error:
+            reason = f"push stock: {error}"
+            await asyncio.to_thread(self._shops.record_failure, shop.shop_id, reason)
+            log.warning("shop_refused", shop_id=shop.shop_id, reason=reason)
+            return pushed, [*notes, f"{shop.shop_id}: {reason}; pushes wait until the shop is fixed"], False
+        except RetryableError as error:
+            return pushed, [*notes, f"{shop.shop_id}: {error}; pushed again next round"], False
+        finally:
+            await store.client.aclose()
+        if not shop.healthy:
+            await asyncio.to_thread(self._shops.record_success, shop.shop_id)
+        log.info("stock_pushed", shop_id=shop.shop_id, skus=len(changed), written=pushed)
+        return pushed, notes, True
 
     async def _store(self, shop_id: str) -> _Store | str:
         """The shop's client, or why there is nothing to call."""
@@ -171,6 +246,30 @@ class ChannelActivities:
         if not store.shop.healthy:
             await asyncio.to_thread(self._shops.record_success, shop_id)
         return result
+
+
+async def _set(store: _Store, sku: str, quantity: int) -> bool:
+    """Set what the shop lists for `sku`; False when it already listed that many. A shop that does
+    not list the SKU raises PermanentError without a status."""
+    client = store.client
+    if isinstance(client, WooCommerceClient):
+        return (await client.set_stock(sku, quantity)).created
+    found = await client.stock_by_sku(sku)
+    if found is None:
+        raise PermanentError(f"no Shopify variant has the SKU {sku!r}")
+    item, location, available = found
+    if available == quantity:
+        return False
+    await client.set_available(item, location, quantity, available, f"{store.shop.shop_id}/{sku}")
+    return True
+
+
+def _due(shop: ShopView, now: datetime) -> bool:
+    """An unhealthy shop is pushed to again once it was changed since it failed, or after a while."""
+    failed_at = shop.last_error_at
+    if shop.healthy or failed_at is None:
+        return True
+    return shop.updated_at > failed_at or now - failed_at > RECHECK_UNHEALTHY
 
 
 def _retry(error: RetryableError) -> ApplicationError:

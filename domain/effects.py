@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -176,3 +176,19 @@ class ShopCall(Model):
 
     done: bool
     detail: str = ""
+
+
+class StockSweep(Model):
+    """One stock push round (and the StockSync workflow's input): per shop, the latest stock change
+    already pushed to it; a shop not named starts from when it was connected."""
+
+    cursors: dict[str, datetime] = Field(default_factory=dict)
+    every: timedelta = timedelta(seconds=30)  # changes within this window are pushed once
+
+
+class StockSwept(Model):
+    """What a round pushed: the cursors to start from next time, and per shop what happened."""
+
+    cursors: dict[str, datetime]
+    pushed: int = 0
+    notes: list[str] = Field(default_factory=list)

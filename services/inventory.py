@@ -74,6 +74,13 @@ def _lock_rows(session: Session, skus: set[str]) -> None:
         session.exec(query.order_by(col(Stock.warehouse), col(Stock.sku)).with_for_update()).all()
 
 
+def _utc(moment: datetime | str) -> datetime:
+    """SQLite hands timestamps back without their zone (and func.max as text): they are UTC."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def _shipped_today(session: Session, now: datetime) -> dict[str, int]:
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     query = (
@@ -314,6 +321,14 @@ class InventoryService:
             query = query.where(Stock.sku == sku)
         with Session(self._engine) as session:
             return {name: int(units or 0) for name, units in session.exec(query).all()}
+
+    def changed_since(self, since: datetime) -> dict[str, datetime]:
+        """SKUs whose stock changed after `since` (set, imported, reserved, locked, released, shipped),
+        each with its latest change: what the stock push sends to the shops."""
+        latest = func.max(col(Stock.updated_at))
+        query = select(Stock.sku, latest).where(col(Stock.updated_at) > since).group_by(col(Stock.sku))
+        with Session(self._engine) as session:
+            return {sku: _utc(at) for sku, at in session.exec(query).all()}
 
     def low_stock(self, open_only: bool = True) -> list[LowStockEvent]:
         query = select(LowStockEvent).order_by(col(LowStockEvent.at))

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from core.config import Settings
+from domain.effects import StockSweep
 from domain.models import (
     CancelOrder,
     Channel,
@@ -35,6 +36,7 @@ from tests.support.fakes.shopify import FakeShopify
 from tests.support.fakes.stripe import FakeStripe
 from tests.support.temporal import make_settings, running_worker
 from workflows.order import OrderWorkflow
+from workflows.stock_sync import StockSyncWorkflow, stock_sync_id
 
 Handle = WorkflowHandle[OrderWorkflow, OrderView]
 SHOP = "acme-shopify"
@@ -199,3 +201,30 @@ async def test_a_refused_refund_is_marked_failed_and_the_order_is_still_cancelle
     (failed,) = kinds(final, "shop_call_failed")
     assert "refund 30.00 USD through Stripe failed" in failed
     assert "Stripe refused the API key" in failed
+
+
+async def test_a_burst_of_ten_stock_changes_is_one_push_with_the_final_figure(world: World) -> None:
+    item, location = "gid://shopify/InventoryItem/501", "gid://shopify/Location/1"
+    world.shopify.variants["LAMP-1"] = (item, location)
+    world.shopify.stock[(item, location)] = 0
+    sync = await world.env.client.start_workflow(
+        StockSyncWorkflow.run,
+        StockSweep(every=timedelta(seconds=30)),
+        id=stock_sync_id(world.settings.task_queue),
+        task_queue=world.settings.task_queue,
+    )
+    try:
+        # The first round pushes what changed since the shop was connected (the fixture's 10 lamps).
+        await eventually(lambda: sync.query(StockSyncWorkflow.cursors), tries=200)
+        assert world.shopify.stock[(item, location)] == 10
+        for on_hand in range(11, 21):
+            InventoryService(world.engine).set_on_hand("WH-A", "LAMP-1", on_hand)
+
+        await world.env.sleep(timedelta(seconds=31))
+        await eventually(lambda: world.shopify.stock[(item, location)] == 20 or None, tries=200)
+        await world.env.sleep(timedelta(minutes=2))  # later rounds find nothing new to write
+        sets = [r for r in world.shopify.journal.received if b"mutation InventorySet" in r.body]
+        assert len(sets) == 2  # one per round: the fixture's figure, then the burst's last
+        assert world.shopify.stock[(item, location)] == 20
+    finally:
+        await sync.terminate("test over")

@@ -120,6 +120,22 @@ class ShopifyClient:
             )
         return int(next(q["quantity"] for q in level["quantities"] if q["name"] == "available"))
 
+    async def stock_by_sku(self, sku: str) -> tuple[str, str, int] | None:
+        """(inventory item id, location id, available) of the variant with this SKU, None when the shop
+        does not list it. UNSURE: the search syntax `sku:'<sku>'` matches Shopify's documented
+        productVariants query filter, but a shop stocking the item at several locations gets the first
+        level only (orderflow's stock is not split by Shopify location)."""
+        escaped = sku.replace("\\", "\\\\").replace("'", "\\'")
+        data = await self.graphql(queries.STOCK_BY_SKU, {"query": f"sku:'{escaped}'"}, "find variant")
+        for variant in (data.get("productVariants") or {}).get("nodes") or []:
+            if variant.get("sku") != sku:
+                continue
+            item = variant.get("inventoryItem") or {}
+            for level in (item.get("inventoryLevels") or {}).get("nodes") or []:
+                quantity = next(q["quantity"] for q in level["quantities"] if q["name"] == "available")
+                return str(item["id"]), str(level["location"]["id"]), int(quantity)
+        return None
+
     async def set_available(
         self, inventory_item_id: str, location_id: str, quantity: int, compare_quantity: int, reference: str
     ) -> int:

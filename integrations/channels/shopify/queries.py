@@ -60,3 +60,19 @@ mutation InventorySet($input: InventorySetQuantitiesInput!) {
   }
 }
 """
+
+STOCK_BY_SKU = """
+query StockBySku($query: String!) {
+  productVariants(first: 2, query: $query) {
+    nodes {
+      sku
+      inventoryItem {
+        id
+        inventoryLevels(first: 1) {
+          nodes { location { id } quantities(names: ["available"]) { name quantity } }
+        }
+      }
+    }
+  }
+}
+"""

@@ -37,6 +37,7 @@ class FakeShopify:
     journal: Journal = field(default_factory=Journal)
     orders: dict[str, FakeOrder] = field(default_factory=dict)
     stock: dict[tuple[str, str], int] = field(default_factory=dict)  # (item gid, location gid) -> available
+    variants: dict[str, tuple[str, str]] = field(default_factory=dict)  # sku -> (item gid, location gid)
 
     def add_order(self, number: int, lines: dict[int, int]) -> FakeOrder:
         order = FakeOrder(
@@ -68,6 +69,7 @@ class FakeShopify:
             ("mutation OrderCancel", self._order_cancel),
             ("query InventoryLevel", self._inventory_level),
             ("mutation InventorySet", self._inventory_set),
+            ("query StockBySku", self._stock_by_sku),
         ):
             if name in query:
                 data, wrote = handler(variables)
@@ -164,6 +166,18 @@ class FakeShopify:
             return {"inventoryItem": {"inventoryLevel": None}}, False
         level = {"quantities": [{"name": "available", "quantity": self.stock[key]}]}
         return {"inventoryItem": {"inventoryLevel": level}}, False
+
+    def _stock_by_sku(self, variables: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+        query = variables["query"]
+        expect(query.startswith("sku:'") and query.endswith("'"), "query is sku:'<sku>'")
+        sku = query[len("sku:'") : -1].replace("\\'", "'")
+        nodes = []
+        if sku in self.variants:
+            item, location = self.variants[sku]
+            quantities = [{"name": "available", "quantity": self.stock.get((item, location), 0)}]
+            levels = [{"location": {"id": location}, "quantities": quantities}]
+            nodes.append({"sku": sku, "inventoryItem": {"id": item, "inventoryLevels": {"nodes": levels}}})
+        return {"productVariants": {"nodes": nodes}}, False
 
     def _inventory_set(self, variables: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         given = variables["input"]
