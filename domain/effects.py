@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import Field
 
@@ -121,6 +122,27 @@ class ShopLine(Model):
 
     channel_line_id: str
     quantity: int
+
+
+# Carriers' public tracking pages, for the link a store shows the buyer (Shopify also makes its own for
+# carriers it knows). Keyed by the carrier's name folded to lower case without spaces or dashes.
+TRACKING_PAGES = {
+    "dhl": "https://www.dhl.com/global-en/home/tracking/tracking-express.html?submit=1&tracking-id={}",
+    "dhlexpress": "https://www.dhl.com/global-en/home/tracking/tracking-express.html?submit=1&tracking-id={}",
+    "ups": "https://www.ups.com/track?tracknum={}",
+    "fedex": "https://www.fedex.com/fedextrack/?trknbr={}",
+    "usps": "https://tools.usps.com/go/TrackConfirmAction?tLabels={}",
+    "royalmail": "https://www.royalmail.com/track-your-item#/tracking-results/{}",
+    "dpd": "https://tracking.dpd.de/status/en_US/parcel/{}",
+    "gls": "https://gls-group.com/track/{}",
+    "sfexpress": "https://www.sf-express.com/we/ow/chn/en/waybill/waybill-detail/{}",
+}
+
+
+def tracking_url(carrier: str, tracking_number: str) -> str:
+    """The carrier's tracking page for the number, or "" for a carrier not in TRACKING_PAGES."""
+    page = TRACKING_PAGES.get("".join(c for c in carrier.lower() if c.isalnum()))
+    return page.format(quote(tracking_number, safe="")) if page else ""
 
 
 class CreateFulfilment(Model):

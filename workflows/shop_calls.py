@@ -16,7 +16,14 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.channels import ChannelActivities
-    from domain.effects import CancelOnShop, CreateFulfilment, RefundPayment, ShopCall, ShopLine
+    from domain.effects import (
+        CancelOnShop,
+        CreateFulfilment,
+        RefundPayment,
+        ShopCall,
+        ShopLine,
+        tracking_url,
+    )
     from domain.humanize import duration
 
     from workflows.parcels import Parcel
@@ -66,6 +73,7 @@ class ShopCalls:
             parcel=parcel.warehouse,
             carrier=carrier,
             tracking_number=tracking_number,
+            tracking_url=tracking_url(carrier, tracking_number),
             lines=lines if len(lines) == len(parcel.lines) else [],
             last_parcel=not self._state.parcels.unshipped(),
         )

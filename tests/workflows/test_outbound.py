@@ -123,6 +123,7 @@ async def test_a_split_order_creates_one_fulfilment_per_parcel_although_shopify_
     assert [f["tracking"]["number"] for f in remote.fulfilments] == ["DHL-A-0001"]
     assert remote.fulfilments[0]["items"] == [{"line": "gid://shopify/LineItem/11", "quantity": 2}]
     assert remote.fulfilments[0]["tracking"]["company"] == "DHL"
+    assert remote.fulfilments[0]["tracking"]["url"].endswith("tracking-id=DHL-A-0001")
     assert "parcel from WH-A shipped" in kinds(view, "shop_fulfilled")[0]
 
     await handle.execute_update(
