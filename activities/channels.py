@@ -108,12 +108,21 @@ class ChannelActivities:
             return ShopCall(done=False, detail=store)
         client = store.client
 
-        async def call() -> Outcome:
-            if isinstance(client, ShopifyClient):
-                return await client.cancel_order(request.channel_order_id, refund=request.refund)
-            return await client.cancel_order(request.channel_order_id)
+        async def call() -> Outcome | None:
+            try:
+                if isinstance(client, ShopifyClient):
+                    return await client.cancel_order(request.channel_order_id, refund=request.refund)
+                return await client.cancel_order(request.channel_order_id)
+            except PermanentError as error:
+                # The store no longer has the order (deleted there, which is often why it was
+                # cancelled): nothing to cancel, and no fault of the shop's.
+                if error.status == 404 or "not found" in str(error):
+                    return None
+                raise
 
         outcome = await self._guard(store, "cancel the order", call)
+        if outcome is None:
+            return ShopCall(done=True, detail="the store no longer has the order: nothing to cancel there")
         log.info("shop_order_cancelled", order_id=request.order_id, created=outcome.created)
         return ShopCall(done=True, detail="cancelled" if outcome.created else "was cancelled already")
 

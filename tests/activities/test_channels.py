@@ -14,7 +14,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.channels import ChannelActivities
-from domain.effects import CreateFulfilment, ShopLine, StockSweep, StockSwept
+from domain.effects import CancelOnShop, CreateFulfilment, ShopLine, StockSweep, StockSwept
 from domain.models import Channel
 from integrations.channels.woocommerce.client import TRACKING_META
 from services.inventory import InventoryService
@@ -188,3 +188,21 @@ async def test_a_shop_without_credentials_has_nothing_to_call(stores: Stores) ->
     assert not call.done
     assert call.detail == "shop shopify-default has no address"
     assert stores.shopify.journal.received == []
+
+
+async def test_cancelling_an_order_the_store_deleted_is_done_and_keeps_the_shop_healthy(
+    stores: Stores,
+) -> None:
+    connect_woo(stores)
+    stores.woo.add_order(4712, status="processing")
+    request = CancelOnShop(order_id="ord_3", shop_id="acme-woo", channel_order_id="4712", reason="operator")
+    first = await ActivityEnvironment().run(stores.acts.cancel_on_shop, request)
+    assert first.detail == "cancelled"
+    assert stores.woo.orders[4712]["status"] == "cancelled"
+
+    gone = request.model_copy(update={"channel_order_id": "4799"})  # order.deleted on the store
+    call = await ActivityEnvironment().run(stores.acts.cancel_on_shop, gone)
+    assert call.detail == "the store no longer has the order: nothing to cancel there"
+    shop = stores.shops.get("acme-woo")
+    assert shop is not None
+    assert shop.healthy
