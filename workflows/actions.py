@@ -219,8 +219,10 @@ class OperatorActions:
                     if released:
                         state.record("stock_released", f"{released} reserved unit(s) released")
                 state.parcels = Parcels([Parcel("outside orderflow", [])])
-            for parcel in state.parcels.unshipped():
-                await self._order.ship_parcel(parcel, params.carrier, params.tracking_number)
+            shipped = state.parcels.unshipped()
+            for parcel in shipped:
+                await self._order.ship_parcel(parcel, params.carrier, params.tracking_number, tell_shop=False)
+            self._order.tell_shop(shipped, params.carrier, params.tracking_number)  # one fulfilment for all
         state.move(Command.MARK_SHIPPED)
         state.exception_reason = None
         state.failed_in = None

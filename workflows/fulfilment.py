@@ -222,8 +222,11 @@ class Fulfilment:
                 f"({self._state.hold_reason}); check with the warehouse and the buyer",
             )
 
-    async def ship_parcel(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
-        """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears."""
+    async def ship_parcel(
+        self, parcel: Parcel, carrier: str, tracking_number: str, *, tell_shop: bool = True
+    ) -> None:
+        """The parcel left: its stock leaves the warehouse, its request closes, the buyer hears, and
+        (unless `tell_shop` is False: the caller tells it about several parcels at once) the shop."""
         if parcel.lines:
             await self._steps.run(
                 "ship_stock",
@@ -249,9 +252,14 @@ class Fulfilment:
             self._state.deadlines.disarm(Deadline.SHIP_BY)
         self._state.record("shipped", f"{carrier} {tracking_number}: {parcel.describe()}")
         self._mail.send(NotificationKind.ORDER_SHIPPED, parcel)
+        if tell_shop:
+            self.tell_shop([parcel], carrier, tracking_number)
+
+    def tell_shop(self, parcels: list[Parcel], carrier: str, tracking_number: str) -> None:
+        """One fulfilment on the shop for parcels that left under one tracking number."""
         # Orders shipped before this told no shop; the default shop (no shop_id) has nothing to call.
-        if self._shop.shop_id is not None and workflow.patched("fulfil-on-shop"):
-            self._shop.fulfil(parcel, carrier, tracking_number)
+        if parcels and self._shop.shop_id is not None and workflow.patched("fulfil-on-shop"):
+            self._shop.fulfil(parcels, carrier, tracking_number)
 
     async def track(self, update: TrackingUpdate) -> None:
         parcel, reason = self._state.parcels.for_tracking(update.tracking_number)

@@ -49,38 +49,42 @@ class ShopCalls:
         """The order's shop; None (the channel's default shop) has no credentials: nothing to call."""
         return self._state.order.shop_id
 
-    def fulfil(self, parcel: Parcel, carrier: str, tracking_number: str) -> None:
-        """Create the parcel's fulfilment on the shop (key `fulfilment:<order>:<parcel>`)."""
+    def fulfil(self, parcels: list[Parcel], carrier: str, tracking_number: str) -> None:
+        """Create one fulfilment on the shop for the parcels (key `fulfilment:<order>:<parcels>`);
+        several when an operator marks them shipped under one tracking number."""
         if self.shop_id is None:
             return
         order = self._state.order
+        items = [item for parcel in parcels for item in parcel.lines]
         lines = [
             ShopLine(channel_line_id=ref, quantity=item.quantity)
-            for item in parcel.lines
+            for item in items
             if (ref := order.lines[item.line_no].channel_line_id)
         ]
-        if len(lines) < len(parcel.lines) and len(self._state.parcels.active) > 1:
+        where = "+".join(parcel.warehouse for parcel in parcels)
+        whole = len(parcels) >= len(self._state.parcels.active)  # the order leaves at once
+        if len(lines) < len(items) and not whole:
             self._state.record(
                 "shop_not_updated",
-                f"the parcel from {parcel.warehouse} cannot be reported to shop {self.shop_id}: its lines "
-                "carry no channel line id. Mark it fulfilled on the store by hand",
+                f"the parcel from {where} cannot be reported to shop {self.shop_id}: its lines carry "
+                "no channel line id. Mark it fulfilled on the store by hand",
             )
             return
         request = CreateFulfilment(
             order_id=self._state.order_id,
             shop_id=self.shop_id,
             channel_order_id=order.channel_order_id,
-            parcel=parcel.warehouse,
+            parcel=where,
             carrier=carrier,
             tracking_number=tracking_number,
             tracking_url=tracking_url(carrier, tracking_number),
-            lines=lines if len(lines) == len(parcel.lines) else [],
+            lines=lines if len(lines) == len(items) else [],
             last_parcel=not self._state.parcels.unshipped(),
         )
         self._start(
             ChannelActivities.create_fulfilment,
             request,
-            f"tell shop {self.shop_id} the parcel from {parcel.warehouse} shipped",
+            f"tell shop {self.shop_id} the parcel from {where} shipped",
             "shop_fulfilled",
         )
 

@@ -26,6 +26,7 @@ from domain.models import (
     OrderView,
     PlaceOrder,
 )
+from domain.operator import Action, ActionParams, OperatorAction
 from services.inventory import InventoryService
 from services.payments import PaymentService
 from services.secrets import SecretBox
@@ -136,6 +137,29 @@ async def test_a_split_order_creates_one_fulfilment_per_parcel_although_shopify_
     shop = world.shops.get(SHOP)
     assert shop is not None
     assert shop.healthy
+
+
+async def test_parcels_marked_shipped_under_one_tracking_number_are_one_fulfilment(world: World) -> None:
+    remote = world.shopify.add_order(1005, {51: 2, 52: 1})
+    placed = shop_order(1005, [("LAMP-1", 2, "30.00", "51"), ("BULB-2", 1, "5.00", "52")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Shopify", "shopify:1005"))
+
+    mark = OperatorAction(
+        action=Action.MARK_SHIPPED,
+        actor="ops@example.com",
+        reason="both parcels went out together",
+        params=ActionParams(carrier="UPS", tracking_number="1Z999AA10005"),
+    )
+    shipped = await handle.execute_update(OrderWorkflow.operate, mark)
+    assert shipped.status == OrderStatus.SHIPPED
+    await view_with(handle, world.env, "shop_fulfilled")
+    (fulfilment,) = remote.fulfilments
+    assert fulfilment["tracking"]["number"] == "1Z999AA10005"
+    assert sorted((i["line"], i["quantity"]) for i in fulfilment["items"]) == [
+        ("gid://shopify/LineItem/51", 2),
+        ("gid://shopify/LineItem/52", 1),
+    ]
 
 
 async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_carries_on(
