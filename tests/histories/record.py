@@ -82,6 +82,7 @@ from domain.policy import OrderPolicy
 from services.db import create_schema, make_engine
 from services.inventory import InventoryService
 from tests.support.faults import refusing_writes
+from tests.support.temporal import TEST_SECRET_KEY
 from worker import build_worker
 from workflows import search_attributes
 from workflows.order import OrderWorkflow
@@ -117,7 +118,11 @@ class Recorder:
         return InventoryService(self.engine)
 
     async def start(
-        self, path: str, lines: list[tuple[str, int, str]] | None = None, policy: OrderPolicy | None = None
+        self,
+        path: str,
+        lines: list[tuple[str, int, str]] | None = None,
+        policy: OrderPolicy | None = None,
+        shop_id: str | None = None,
     ) -> Handle:
         lines = lines or [("CASE-IP15", 2, "12.50"), ("USB-C-1M", 1, "4.90")]
         placed = PlaceOrder(
@@ -129,6 +134,7 @@ class Recorder:
             ),
             lines=[OrderLine(sku=s, quantity=q, unit_price=Decimal(p)) for s, q, p in lines],
             currency="USD",
+            shop_id=shop_id,
         )
         # The default policy, not Settings: ORDERS_* variables must not change what is recorded.
         start = StartOrder(order_id=f"ord_replay_{path}", order=placed, policy=policy or OrderPolicy())
@@ -402,6 +408,26 @@ async def _continue_as_new(rec: Recorder) -> Handle:
     return handle
 
 
+async def _fulfil_on_shop(rec: Recorder) -> Handle:
+    """An order of a named shop (issue 10): shipping it starts the fulfilment call to the shop (the
+    recorder has no such shop, so the call finds nothing to call); delivered, completed."""
+    handle = await rec.start("fulfil_on_shop", shop_id="replay-shop")
+    await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    await _ship_deliver_confirm(handle)
+    return handle
+
+
+async def _cancel_on_shop(rec: Recorder) -> Handle:
+    """An order of a named shop paid through Stripe, cancelled by an operator: released, refund
+    recorded, then cancelled on the shop and refunded through Stripe (both find nothing to call)."""
+    handle = await rec.start("cancel_on_shop", shop_id="replay-shop")
+    view = await rec.view(handle)
+    paid = ConfirmPayment(payment_id="pi_replay", amount=view.total, currency=view.currency, method="Stripe")
+    await handle.execute_update(OrderWorkflow.pay, paid)
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.CANCEL, "buyer asked by phone"))
+    return handle
+
+
 PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "unpaid_cancelled": _unpaid_cancelled,
     "happy_path": _happy_path,
@@ -417,11 +443,14 @@ PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "retry_after_failed_step": _retry_after_failed_step,
     "mark_shipped": _mark_shipped,
     "continue_as_new": _continue_as_new,
+    "fulfil_on_shop": _fulfil_on_shop,
+    "cancel_on_shop": _cancel_on_shop,
 }
 EXPECTED_END = {
     "unpaid_cancelled": OrderStatus.CANCELLED,
     "cancel_after_payment": OrderStatus.CANCELLED,
     "cancel_failed_retry": OrderStatus.CANCELLED,
+    "cancel_on_shop": OrderStatus.CANCELLED,
 }
 
 
@@ -440,7 +469,10 @@ async def record(names: list[str]) -> None:
             await search_attributes.register(env.client)
             # Explicit settings: no SMTP, whatever ORDERS_* says; mail goes to the outbox only.
             settings = Settings(
-                task_queue=TASK_QUEUE, database_url=f"sqlite:///{tmp}/orderflow.db", smtp_host=None
+                task_queue=TASK_QUEUE,
+                database_url=f"sqlite:///{tmp}/orderflow.db",
+                smtp_host=None,
+                secret_key=TEST_SECRET_KEY,  # the shop activities (issue 10) need it to be registered
             )
             rec = Recorder(env, engine)
             async with build_worker(env.client, settings, engine):
