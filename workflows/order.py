@@ -265,14 +265,17 @@ class OrderWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if self._inbox:
             return  # a command arrived meanwhile: handle it first, continue as new after
+        # Shop calls may retry for hours: a command arriving meanwhile goes first, never waits for them.
+        yields = workflow.patched("settle-yields-to-commands")
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._mail.all_done() and self._shop.all_done(),
+                lambda: (self._mail.all_done() and self._shop.all_done()) or (yields and bool(self._inbox)),
                 timeout=NOTIFY_SETTLE,
-                timeout_summary="let customer mails in flight finish",
+                timeout_summary="let customer mails and shop calls in flight finish",
             )
         if self._inbox or not workflow.all_handlers_finished():
             return
+        self._shop.abandon()
         workflow.logger.info(
             "order_continue_as_new", extra={"order_id": self._state.order_id, "run": self._state.runs}
         )

@@ -43,6 +43,7 @@ class ShopCalls:
         self._state = state
         self._priority = priority
         self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[int, str] = {}  # call number -> summary, while it has not ended
 
     @property
     def shop_id(self) -> str | None:
@@ -125,6 +126,8 @@ class ShopCalls:
     def _start(self, method: object, request: object, summary: str, done_kind: str) -> None:
         state = self._state
         began = workflow.now()
+        number = len(self._tasks)
+        self._running[number] = summary
 
         async def call() -> None:
             try:
@@ -137,6 +140,7 @@ class ShopCalls:
                     priority=self._priority,
                 )
             except ActivityError as err:
+                self._running.pop(number, None)
                 cause = err.cause or err
                 after = duration(workflow.now() - began)
                 state.record(
@@ -146,10 +150,22 @@ class ShopCalls:
                     "update the store by hand",
                 )
                 return
+            self._running.pop(number, None)
             if result.done:
                 state.record(done_kind, f"{summary}: {result.detail}")
 
         self._tasks.append(asyncio.create_task(call()))
+
+    def abandon(self) -> None:
+        """The order continues as new while calls still retry: the new run does not wait for them,
+        so the timeline says which may not have reached the store."""
+        for summary in self._running.values():
+            self._state.record(
+                "shop_call_failed",
+                f"{summary} was still retrying when the order's history was renewed and was left off; "
+                "check the store and update it by hand if it did not arrive",
+            )
+        self._running.clear()
 
     def all_done(self) -> bool:
         return all(task.done() for task in self._tasks)

@@ -25,13 +25,14 @@ from domain.models import (
     OrderStatus,
     OrderView,
     PlaceOrder,
+    StartOrder,
 )
 from domain.operator import Action, ActionParams, OperatorAction
 from services.inventory import InventoryService
 from services.payments import PaymentService
 from services.secrets import SecretBox
 from services.shops import ShopFields, ShopService
-from tests.support.factories import eventually, order, settle_and_terminate, start_order
+from tests.support.factories import STARTED, eventually, order, settle_and_terminate, start_order
 from tests.support.fakes.server import serving
 from tests.support.fakes.shopify import FakeShopify
 from tests.support.fakes.stripe import FakeStripe
@@ -253,3 +254,38 @@ async def test_a_burst_of_ten_stock_changes_is_one_push_with_the_final_figure(wo
         assert world.shopify.stock[(item, location)] == 20
     finally:
         await sync.terminate("test over")
+
+
+async def test_a_call_still_retrying_when_the_order_continues_as_new_is_named_on_the_timeline(
+    world: World,
+) -> None:
+    world.shopify.add_order(1006, {61: 1})
+    world.shopify.faults.fail_first = 100_000  # the store is down for the whole test
+    placed = shop_order(1006, [("LAMP-1", 1, "30.00", "61")])
+    policy = world.settings.order_policy().model_copy(update={"history_limit": 80})
+    handle: Handle = await world.env.client.start_workflow(
+        OrderWorkflow.run,
+        StartOrder(order_id="ord_shop_can01", order=placed, policy=policy),
+        id="order-ord_shop_can01",
+        task_queue=world.settings.task_queue,
+    )
+    STARTED.append(handle)
+    await handle.execute_update(OrderWorkflow.placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Shopify", "shopify:1006"))
+    await handle.execute_update(
+        OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number="DHL-CAN-0001", warehouse="WH-A")
+    )
+    for number in range(12):  # each note grows the history until the order continues as new
+        note = OperatorAction(
+            action=Action.NOTE,
+            actor="ops@example.com",
+            reason="call log",
+            params=ActionParams(text=f"{number}"),
+        )
+        await handle.execute_update(OrderWorkflow.operate, note)
+    await world.env.sleep(timedelta(minutes=2))  # the minute it gives calls in flight runs out
+
+    view = await handle.query(OrderWorkflow.view)
+    (left,) = kinds(view, "shop_call_failed")
+    assert "the parcel from WH-A shipped was still retrying when the order's history was renewed" in left
+    assert view.status == OrderStatus.SHIPPED
