@@ -74,7 +74,11 @@ def test_a_warehouse_is_asked_to_ship_an_order_once(engine: Engine) -> None:
     request = RequestShipment(
         order_id="ord_1",
         warehouse="WH-1",
-        lines=[OrderLine(sku="MUG-BLUE", quantity=2, unit_price=Decimal("19.90"))],
+        lines=[
+            OrderLine(
+                sku="MUG-BLUE", quantity=2, unit_price=Decimal("19.90"), title="Blue mug", variant="350 ml"
+            )
+        ],
         address=Address(country="DE", city="Berlin", postal_code="10115", line1="Invalidenstr. 1"),
         ship_by=datetime(2025, 3, 3, 12, 0, tzinfo=UTC),
     )
@@ -84,7 +88,9 @@ def test_a_warehouse_is_asked_to_ship_an_order_once(engine: Engine) -> None:
 
     [row] = service.pending("WH-1")
     assert row.order_id == "ord_1"
-    assert row.lines == [{"sku": "MUG-BLUE", "quantity": 2, "unit_price": "19.90"}]
+    [line] = row.lines  # what the picker needs: the SKU, how many, and what the buyer saw it as
+    assert (line["sku"], line["quantity"], line["unit_price"]) == ("MUG-BLUE", 2, "19.90")
+    assert (line["title"], line["variant"]) == ("Blue mug", "350 ml")
     assert row.address["city"] == "Berlin"
     assert service.pending("WH-2") == []
 
