@@ -30,10 +30,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.state import LiveOrder
     from workflows.steps import ACTIVITY_TIMEOUT, failure_reason
 
-# About 6 hours of attempts: 5 s doubling to 30 min. A store that is down longer than that is told by
-# hand (the timeline says so); a refusal (401, 404) stops at once and marks the shop unhealthy.
+# About 6 hours of attempts: 5 s doubling to 30 min, 20 in all. A store that is down longer than that
+# is told by hand (the timeline says so); a refusal (401, 404) stops at once, marking the shop unhealthy.
 SHOP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30), maximum_attempts=16
+    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30), maximum_attempts=20
 )
 STRIPE_PAYMENT = "Stripe"  # ConfirmPayment.method of payments Stripe took (app/channel_events.py)
 

@@ -187,6 +187,27 @@ async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_c
     assert "HTTP 401" in shop.last_error
 
 
+async def test_a_store_down_for_hours_is_given_up_on_the_timeline_and_the_order_goes_on(world: World) -> None:
+    remote = world.shopify.add_order(1007, {71: 1})
+    world.shopify.faults.fail_first = 100_000  # 500 on every call
+    placed = shop_order(1007, [("LAMP-1", 1, "30.00", "71")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Shopify", "shopify:1007"))
+    await handle.execute_update(
+        OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number="DHL-DOWN-001", warehouse="WH-A")
+    )
+    await world.env.sleep(timedelta(hours=5))
+    assert not kinds(await handle.query(OrderWorkflow.view), "shop_call_failed")  # still retrying
+
+    view = await view_with(handle, world.env, "shop_call_failed")
+    (failed,) = kinds(view, "shop_call_failed")
+    assert "HTTP 500" in failed
+    assert "gave up after 5 h" in failed
+    assert view.status == OrderStatus.SHIPPED
+    assert remote.fulfilments == []
+    assert world.shopify.journal.count("POST") == 20  # one read per attempt, never a write
+
+
 async def test_cancelling_a_stripe_paid_order_cancels_it_on_the_shop_and_refunds_once(world: World) -> None:
     remote = world.shopify.add_order(1003, {31: 1})
     world.stripe.faults.fail_first = 2  # Stripe answers 500 twice
