@@ -14,7 +14,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from services.db import create_schema, make_engine
-from tests.support.databases import drop_database, session_database
+from tests.support.databases import drop_database, empty_database, session_database
 from tests.support.smtp import Inbox, SmtpServer, serving
 from tests.support.temporal import temporal_binary
 from workflows import search_attributes
@@ -53,6 +53,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Any, postgres_url: str | No
     if postgres_url is None:
         pytest.skip("PostgreSQL is not reachable (set ORDERFLOW_REQUIRE_POSTGRES=1 to fail instead)")
     return postgres_url
+
+
+@pytest.fixture
+def fresh_url(db_url: str) -> Iterator[str]:
+    """An empty database of the test's own, for migrations run from nothing (no schema in it)."""
+    with empty_database(db_url, "fresh") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh(fresh_url: str) -> Iterator[Engine]:
+    engine = make_engine(fresh_url)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ import multiprocessing
 import re
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -35,7 +33,6 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, select
 
@@ -44,33 +41,6 @@ from services import migrate
 from services.db import create_schema, make_engine, transaction
 from services.payments import PaymentService, refund_id
 from services.tables import ApiKey, Notification, Stock, utcnow
-
-
-# -------------------------------------------------------------- a database of the test's own
-@pytest.fixture
-def fresh_url(db_url: str) -> Iterator[str]:
-    """An empty database: a new SQLite file, or a throwaway PostgreSQL database (not the session's
-    shared one, which the other tests use)."""
-    if db_url.startswith("sqlite"):
-        yield db_url  # a file under this test's tmp_path
-        return
-    name = f"orderflow_migrations_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(db_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture
-def fresh(fresh_url: str) -> Iterator[Engine]:
-    engine = make_engine(fresh_url)
-    yield engine
-    engine.dispose()
 
 
 # -------------------------------------------------------------- helpers

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import base64
 import threading
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from alembic import command
-from sqlalchemy import Engine, create_engine, func, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -30,7 +27,6 @@ from domain.models import (
     TimelineEvent,
 )
 from services import migrate
-from services.db import make_engine
 from services.orders import BadCursor, OrderStore, _at
 from services.tables import OrderEventRow, OrderKey, OrderRow
 
@@ -413,28 +409,6 @@ def test_a_late_partial_shipment_written_before_it_counted_as_awaiting_shipment_
 
 
 # -------------------------------------------------------------- the order_keys migration (0009)
-@pytest.fixture
-def fresh(db_url: str) -> Iterator[Engine]:
-    """An empty database of this test's own (test_migrations.py does the same)."""
-    if db_url.startswith("sqlite"):
-        engine = make_engine(db_url.replace("orderflow.db", "order-keys-migration.db"))
-        yield engine
-        engine.dispose()
-        return
-    name = f"orderflow_keys_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(db_url).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def test_keys_claimed_before_shops_keep_their_order_and_other_shops_may_reuse_the_number(
     fresh: Engine,
 ) -> None:

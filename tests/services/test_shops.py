@@ -3,8 +3,6 @@ previous webhook secret valid for the grace period; orders placed before shops b
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,13 +10,12 @@ from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from domain.models import Channel
 from services import migrate
-from services.db import make_engine, transaction
+from services.db import transaction
 from services.secrets import SecretBox
 from services.shops import ChannelChange, ShopFields, ShopService
 from services.tables import OrderKey, OrderRow, Shop
@@ -189,28 +186,6 @@ def test_new_orders_belong_to_their_channels_default_shop(engine: Engine) -> Non
 
 
 # -------------------------------------------------------------- the migration
-@pytest.fixture
-def fresh(db_url: str) -> Iterator[Engine]:
-    """An empty database of this test's own (test_migrations.py does the same)."""
-    if db_url.startswith("sqlite"):
-        engine = make_engine(db_url.replace("orderflow.db", "shops-migration.db"))
-        yield engine
-        engine.dispose()
-        return
-    name = f"orderflow_shops_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(db_url).set(database=name).render_as_string(hide_password=False))
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def test_orders_placed_before_shops_belong_to_a_default_shop_per_channel(fresh: Engine) -> None:
     from alembic import command
 

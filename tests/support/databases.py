@@ -52,6 +52,21 @@ def session_database() -> str | None:
 
 
 @contextmanager
+def empty_database(db_url: str, label: str) -> Iterator[str]:
+    """An empty database beside a test's `db_url`: a new SQLite file next to its file, or a throwaway
+    PostgreSQL database (not the session's shared one, which the other tests use), dropped after."""
+    if db_url.startswith("sqlite"):
+        yield db_url.replace("orderflow.db", f"{label}.db")
+        return
+    url = create_database(f"orderflow_{label}_{uuid.uuid4().hex[:12]}")
+    assert url is not None  # db_url is on this PostgreSQL server, so it answers
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@contextmanager
 def throwaway_database(tmp_path: Path) -> Iterator[str]:
     """A fresh PostgreSQL database for one test (dropped after it); a SQLite file when PostgreSQL is
     not there (a failure instead when ORDERFLOW_REQUIRE_POSTGRES=1, as in CI)."""
