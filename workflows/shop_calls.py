@@ -153,6 +153,12 @@ class ShopCalls:
             self._running.pop(number, None)
             if result.done:
                 state.record(done_kind, f"{summary}: {result.detail}")
+            else:  # a shop named by the order but not set up for it: someone must do it by hand
+                state.record(
+                    "shop_not_updated",
+                    f"{summary}: not sent, {result.detail}. Add it with PUT /shops/{self.shop_id} for "
+                    "the next orders, and do this one on the store (or in Stripe) by hand",
+                )
 
         self._tasks.append(asyncio.create_task(call()))
 

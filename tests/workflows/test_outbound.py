@@ -232,6 +232,27 @@ async def test_cancelling_a_stripe_paid_order_cancels_it_on_the_shop_and_refunds
     assert "Stripe refund re_fake000001: succeeded" in kinds(final, "refund_sent")[0]
 
 
+async def test_without_a_stripe_key_the_refund_not_sent_is_on_the_timeline(world: World) -> None:
+    world.shopify.add_order(1008, {81: 1})
+    shop = world.shops.get(SHOP)
+    assert shop is not None
+    assert shop.url is not None
+    fields = ShopFields(channel=Channel.SHOPIFY, name="Acme", url=shop.url, currency="USD", language="en")
+    world.shops.put(SHOP, fields, {"stripe_secret_key": None})  # the seller never added the Stripe key
+    placed = shop_order(1008, [("LAMP-1", 1, "30.00", "81")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Stripe", "pi_3OrderflowNoKey"))
+    await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="buyer changed their mind"))
+
+    final = await handle.result()
+    (missing,) = kinds(final, "shop_not_updated")
+    assert missing.startswith("refund 30.00 USD through Stripe: not sent, shop acme-shopify has no Stripe")
+    assert "do this one on the store (or in Stripe) by hand" in missing
+    assert world.stripe.refunds == {}
+    (owed,) = PaymentService(world.engine).refunds_for(final.order_id)
+    assert owed.status == "pending"
+
+
 async def test_a_refused_refund_is_marked_failed_and_the_order_is_still_cancelled(world: World) -> None:
     world.shopify.add_order(1004, {41: 1})
     world.stripe.api_key = "sk_test_rotated"  # the shop's key no longer works: 401
