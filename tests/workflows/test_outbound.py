@@ -4,17 +4,24 @@ shop that refuses for good is marked unhealthy and the order carries on."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from api.main import create_app
 from core.config import Settings
+from domain.access import Role
 from domain.effects import StockSweep
 from domain.models import (
     CancelOrder,
@@ -28,6 +35,9 @@ from domain.models import (
     StartOrder,
 )
 from domain.operator import Action, ActionParams, OperatorAction
+from integrations.signing import base64_hmac_sha256
+from services.auth import ApiKeyService
+from services.db import create_schema, make_engine
 from services.inventory import InventoryService
 from services.payments import PaymentService
 from services.secrets import SecretBox
@@ -37,6 +47,8 @@ from tests.support.fakes.server import serving
 from tests.support.fakes.shopify import FakeShopify
 from tests.support.fakes.stripe import FakeStripe
 from tests.support.temporal import make_settings, running_worker
+from tests.support.warehouses import EVERYWHERE
+from worker import start_stock_sync
 from workflows.order import OrderWorkflow
 from workflows.stock_sync import StockSyncWorkflow, stock_sync_id
 
@@ -331,3 +343,95 @@ async def test_a_call_still_retrying_when_the_order_continues_as_new_is_named_on
     (left,) = kinds(view, "shop_call_failed")
     assert "the parcel from WH-A shipped was still retrying when the order's history was renewed" in left
     assert view.status == OrderStatus.SHIPPED
+
+
+# ------------------------------------------------------------------ end to end, through the API
+SHOPIFY_PAYLOAD = Path(__file__).parents[1] / "integrations" / "payloads" / "shopify" / "orders_create.json"
+CLIENT_SECRET = "shpss_client-secret-for-tests"
+
+
+async def test_a_shopify_order_from_webhook_to_fulfilment_and_stock_pushed_back(
+    time_skipping_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    """orders/create -> a reminder -> orders/paid -> stock locked -> shipment -> the fulfilment with its
+    tracking number on the fake Shopify -> the new stock level pushed to it."""
+    env = time_skipping_env
+    url = f"sqlite:///{tmp_path}/orderflow.db"
+    engine = make_engine(url)
+    create_schema(engine)
+    data = json.loads(SHOPIFY_PAYLOAD.read_text())
+    shopify = FakeShopify()
+    remote = shopify.add_order(
+        int(data["id"]), {int(li["id"]): int(li["quantity"]) for li in data["line_items"]}
+    )
+    item, location = "gid://shopify/InventoryItem/900", "gid://shopify/Location/1"
+    shopify.variants["IPOD2008BLACK"] = (item, location)
+    shopify.stock[(item, location)] = 20
+    settings = make_settings(temporal_address=env.client.service_client.config.target_host, database_url=url)
+    app = create_app(settings)
+    async with contextlib.AsyncExitStack() as running:
+        shop_url = await running.enter_async_context(serving(shopify.app()))
+        await running.enter_async_context(app.router.lifespan_context(app))
+        await running.enter_async_context(running_worker(env.client, settings, engine))
+        key, _ = ApiKeyService(engine).create("ops@demo", Role.OPERATOR)
+        api = await running.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://test",
+                headers={"authorization": f"Bearer {key}"},
+            )
+        )
+        assert (await api.put("/warehouses/WH-SZ", json=EVERYWHERE)).status_code == 200
+        for sku in ("IPOD2008BLACK", "IPOD2008RED"):
+            assert (await api.put(f"/inventory/WH-SZ/{sku}", json={"on_hand": 20})).status_code == 200
+        shop = {
+            "channel": "shopify",
+            "name": "Mugs",
+            "url": shop_url,
+            "currency": "USD",
+            "credentials": {"client_secret": CLIENT_SECRET, "access_token": shopify.token},
+        }
+        assert (await api.put("/shops/mugs", json=shop)).status_code == 200
+        await start_stock_sync(env.client, settings)
+
+        async def webhook(topic: str, body: dict[str, Any], delivery: str) -> str:
+            raw = json.dumps(body).encode()
+            headers = {
+                "content-type": "application/json",
+                "x-shopify-topic": topic,
+                "x-shopify-webhook-id": delivery,
+                "x-shopify-hmac-sha256": base64_hmac_sha256(CLIENT_SECRET, raw),
+            }
+            request = api.build_request("POST", "/webhooks/shopify/mugs", content=raw, headers=headers)
+            del request.headers["authorization"]
+            answer = await api.send(request)
+            assert answer.status_code == 200, answer.text
+            return str(answer.json()["status"])
+
+        assert await webhook("orders/create", data, "e2e-1") == "applied"
+        with engine.connect() as conn:
+            order_id = conn.execute(text("SELECT order_id FROM order_keys")).scalar_one()
+        await env.sleep(timedelta(hours=2))
+        unpaid = (await api.get(f"/orders/{order_id}")).json()
+        assert (unpaid["status"], unpaid["reminders_sent"]) == ("pending_payment", 1)
+
+        paid = {**data, "financial_status": "paid", "updated_at": "2026-03-04T09:20:00-05:00"}
+        assert await webhook("orders/paid", paid, "e2e-2") == "applied"
+        assert (await api.get(f"/orders/{order_id}")).json()["status"] == "stock_locked"
+        shipment = {"carrier": "UPS", "tracking_number": "1Z999AA10123456784", "warehouse": "WH-SZ"}
+        shipped = await api.post(f"/orders/{order_id}/shipment", json=shipment)
+        assert shipped.status_code == 200, shipped.text
+
+        async def pushed() -> bool:
+            await env.sleep(timedelta(seconds=31))
+            return bool(remote.fulfilments) and shopify.stock[(item, location)] == 19
+
+        assert await eventually(pushed, tries=60)
+        (fulfilment,) = remote.fulfilments
+        assert fulfilment["tracking"]["number"] == "1Z999AA10123456784"
+        assert fulfilment["tracking"]["company"] == "UPS"
+        assert sorted(i["quantity"] for i in fulfilment["items"]) == [1, 2]
+        assert shopify.stock[(item, location)] == 19  # 20 on hand, 1 shipped: what the shop lists now
+        assert shopify.journal.problems == []
+        await env.client.get_workflow_handle(stock_sync_id(settings.task_queue)).terminate("test over")
+        await env.client.get_workflow_handle(f"order-{order_id}").terminate("test over")
