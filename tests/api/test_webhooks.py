@@ -33,6 +33,8 @@ from worker import start_inbox_sweeper
 from workflows.inbox import inbox_sweeper_id
 
 PAYLOADS = Path(__file__).parents[1] / "integrations" / "payloads"
+# A closed port on this machine: the orders these deliveries make try no store on the internet.
+NOWHERE = "http://127.0.0.1:9"
 SHOPIFY_SECRET = "shpss_client-secret-for-tests"
 WOO_SECRET = "wc-webhook-secret-for-tests"
 STRIPE_SECRET = "whsec_signing-secret-for-tests"
@@ -110,14 +112,14 @@ async def serving(
             shopify = {
                 "channel": "shopify",
                 "name": "Mugs",
-                "url": "mugs.myshopify.com",
+                "url": NOWHERE,  # outbound calls fail fast here: this module is about what comes in
                 "currency": "USD",
                 "credentials": {"client_secret": SHOPIFY_SECRET, "access_token": "shpat_x"},
             }
             woo = {
                 "channel": "woocommerce",
                 "name": "Teas Berlin",
-                "url": "https://teas.example/",
+                "url": NOWHERE,
                 "currency": "EUR",
                 "stripe_account_id": STRIPE_ACCOUNT,
                 "credentials": {
