@@ -145,45 +145,62 @@ def build_worker(
     )
 
 
-async def start_mail_dispatcher(client: Client, settings: Settings) -> None:
-    """Start the task queue's mail dispatcher unless it runs, and wake it either way: this worker may
-    be the first with SMTP configured. Idempotent: one fixed workflow id, the running one is kept."""
+async def start_loop(
+    client: Client,
+    settings: Settings,
+    run: Any,
+    arg: Any,
+    workflow_id: str,
+    summary: str,
+    wake: Any | None = None,
+) -> None:
+    """Start one of the task queue's long-running loops unless it runs (one fixed workflow id, the
+    running one kept), and wake it when it takes a `wake` signal: this worker may be the first that
+    can do its work (SMTP set, Temporal back)."""
     await client.start_workflow(
-        MailDispatcherWorkflow.run,
-        MailDispatch(),
-        id=mail_dispatcher_id(settings.task_queue),
+        run,
+        arg,
+        id=workflow_id,
         task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="wake",
-        start_signal_args=[WakeMail()],
-        static_summary="Sends outbox mail that was never sent; gives up after ORDERS_MAIL_GIVE_UP_AFTER",
+        static_summary=summary,
+        start_signal="wake" if wake is not None else None,
+        start_signal_args=[wake] if wake is not None else [],
+    )
+
+
+async def start_mail_dispatcher(client: Client, settings: Settings) -> None:
+    await start_loop(
+        client,
+        settings,
+        MailDispatcherWorkflow.run,
+        MailDispatch(),
+        mail_dispatcher_id(settings.task_queue),
+        "Sends outbox mail that was never sent; gives up after ORDERS_MAIL_GIVE_UP_AFTER",
+        WakeMail(),
     )
 
 
 async def start_inbox_sweeper(client: Client, settings: Settings) -> None:
-    """Start the task queue's inbox sweeper unless it runs, and wake it: deliveries stored while no
-    worker could take them are applied now. Idempotent like the mail dispatcher."""
-    await client.start_workflow(
+    await start_loop(
+        client,
+        settings,
         InboxSweeperWorkflow.run,
         InboxSweep(),
-        id=inbox_sweeper_id(settings.task_queue),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="wake",
-        start_signal_args=[WakeSweeper()],
-        static_summary="Applies webhook deliveries the order service could not take when they came",
+        inbox_sweeper_id(settings.task_queue),
+        "Applies webhook deliveries the order service could not take when they came",
+        WakeSweeper(),
     )
 
 
 async def start_stock_sync(client: Client, settings: Settings) -> None:
-    """Start the task queue's stock push unless it runs (one fixed workflow id, the running one kept)."""
-    await client.start_workflow(
+    await start_loop(
+        client,
+        settings,
         StockSyncWorkflow.run,
         StockSweep(),
-        id=stock_sync_id(settings.task_queue),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        static_summary="Pushes changed sellable stock (less each shop's buffer) to the shops, coalesced",
+        stock_sync_id(settings.task_queue),
+        "Pushes changed sellable stock (less each shop's buffer) to the shops, coalesced",
     )
 
 
