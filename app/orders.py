@@ -39,6 +39,7 @@ from domain.models import (
     RestockCheck,
     StartOrder,
     TrackingUpdate,
+    lines_differing_only_in_case,
 )
 from domain.operator import ACTION_COMMANDS, OperatorAction
 from domain.restock import order_workflow_id
@@ -137,6 +138,8 @@ class OrderGateway:
 
     async def place_order(self, order: PlaceOrder) -> Answer:
         """Start the order's workflow once per (shop, channel, channel_order_id); `created` when it is new."""
+        if (conflict := lines_differing_only_in_case(order.lines)) is not None:
+            raise InvalidField(*conflict)
         order_id, created = await run_in_threadpool(
             self._store.claim_key, order.channel.value, order.channel_order_id, new_order_id(), order.shop
         )

@@ -136,3 +136,18 @@ async def test_an_order_for_a_shop_nobody_described_or_of_another_channel_is_ref
     assert "sells on woocommerce" in elsewhere.json()["errors"][0]["message"]
     with Session(engine) as session:  # nothing was claimed for either
         assert session.exec(select(OrderKey)).all() == []
+
+
+async def test_skus_differing_only_in_case_in_one_order_are_refused_naming_the_line(
+    api: httpx.AsyncClient,
+) -> None:
+    lines = [
+        {"sku": "CASE-IP15", "quantity": 1, "unit_price": "12.50"},
+        {"sku": "case-ip15", "quantity": 1, "unit_price": "12.50"},
+    ]
+    refused = await api.post("/orders", json=body("SG-CASE-1", lines=lines))
+
+    assert refused.status_code == 422
+    [error] = refused.json()["errors"]
+    assert error["field"] == "lines[1].sku"
+    assert "differ only in case" in error["message"]
