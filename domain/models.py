@@ -338,6 +338,10 @@ CustomerMessage = Annotated[str, StringConstraints(strip_whitespace=True, min_le
 class CancelOrder(Model):
     reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     customer_message: CustomerMessage | None = None
+    # Where the cancel started. "channel": the store (or its payment provider) cancelled it already and
+    # refunds its own, so orderflow must not cancel it on the shop again nor refund through Stripe.
+    # The default keeps old payloads and recorded histories valid.
+    origin: Literal["orderflow", "channel"] = "orderflow"
 
 
 class TimelineEvent(Model):
