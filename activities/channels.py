@@ -124,7 +124,9 @@ class ChannelActivities:
         if outcome is None:
             return ShopCall(done=True, detail="the store no longer has the order: nothing to cancel there")
         log.info("shop_order_cancelled", order_id=request.order_id, created=outcome.created)
-        return ShopCall(done=True, detail="cancelled" if outcome.created else "was cancelled already")
+        if not outcome.created:
+            return ShopCall(done=True, detail="was cancelled or refunded on the store already: left as it is")
+        return ShopCall(done=True, detail="cancelled")
 
     @activity.defn
     async def refund_payment(self, request: RefundPayment) -> ShopCall:

@@ -330,6 +330,10 @@ class RestockCheck(Model):
     """Sent to an out-of-stock order when its stock may have arrived."""
 
 
+# Who started a cancel: orderflow (an operator, a deadline, a stock shortage) or the channel (the store
+# cancelled it there). Only orderflow's own cancels are sent to the store and refunded through Stripe.
+CancelOrigin = Literal["orderflow", "channel"]
+
 # What the buyer is told about a cancellation instead of the stock text for its kind; never the
 # internal reason (which stays in the timeline and audit). Stored in the outbox and audit params.
 CustomerMessage = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
@@ -341,7 +345,7 @@ class CancelOrder(Model):
     # Where the cancel started. "channel": the store (or its payment provider) cancelled it already and
     # refunds its own, so orderflow must not cancel it on the shop again nor refund through Stripe.
     # The default keeps old payloads and recorded histories valid.
-    origin: Literal["orderflow", "channel"] = "orderflow"
+    origin: CancelOrigin = "orderflow"
 
 
 class TimelineEvent(Model):
@@ -469,6 +473,7 @@ class OrderState(Model):
     hold_reason: str | None = None
     failed_in: OrderStatus | None = None
     cancel_pending: str | None = None
+    cancel_origin: CancelOrigin = "orderflow"
     notifications: list[CarriedNotification] = []
     runs: int = 1
 

@@ -25,7 +25,14 @@ with workflow.unsafe.imports_passed_through():
         StockLock,
     )
     from domain.humanize import duration, moment
-    from domain.models import ConfirmPayment, ConfirmShipment, OrderStatus, PaymentInfo, TrackingUpdate
+    from domain.models import (
+        CancelOrigin,
+        ConfirmPayment,
+        ConfirmShipment,
+        OrderStatus,
+        PaymentInfo,
+        TrackingUpdate,
+    )
     from domain.notifications import PAYMENT_REMINDERS, CancelKind, NotificationKind
     from domain.policy import payment_hold_for
     from domain.transitions import Command, Refused
@@ -287,17 +294,25 @@ class Fulfilment:
         self._state.record("completed", "buyer confirmed receipt")
 
     async def cancel_order(
-        self, reason: str, command: Command, *, kind: CancelKind | None = None, message: str | None = None
+        self,
+        reason: str,
+        command: Command,
+        *,
+        kind: CancelKind | None = None,
+        message: str | None = None,
+        origin: CancelOrigin = "orderflow",
     ) -> None:
         """Cancel with compensation in reverse order of what was done: stock first, then money.
 
         Every compensation is idempotent, so a cancellation that stopped half-way (the order goes to
         exception `cancel_failed`) resumes where it stopped when an operator retries or cancels.
         `reason` is internal (timeline, audit, refund); the buyer is told `kind` in their language,
-        or `message` when one was given. A resumed cancellation (no kind) keeps the first one's."""
+        or `message` when one was given. A resumed cancellation (no kind) keeps the first one's, and
+        its `origin`: a cancel the store started ("channel") is not sent back to it."""
         self._state.move(command, dry_run=True)
         if kind is not None:
             self._state.cancel_kind, self._state.customer_message = kind, message
+            self._state.cancel_origin = origin
         refund_id: str | None = None
         try:
             released = await self._steps.run(
@@ -344,8 +359,16 @@ class Fulfilment:
         self._state.held_since = None
         self._state.record("cancelled", reason)
         self._mail.send(NotificationKind.ORDER_CANCELLED)
+        if self._shop.shop_id is None:
+            return
+        if self._state.cancel_origin == "channel":  # the store cancelled it and refunds its own
+            self._state.record(
+                "shop_not_called",
+                f"cancelled on shop {self._shop.shop_id} already: nothing sent back to it"
+                + ("; the store refunds the buyer itself" if refund_id is not None else ""),
+            )
         # The shop's copy follows (and Stripe gives the money back); orders cancelled before did not.
-        if self._shop.shop_id is not None and workflow.patched("cancel-on-shop"):
+        elif workflow.patched("cancel-on-shop"):
             self._shop.cancel(reason, refund_id)
 
     def _cancel_failed(self, reason: str, failed: StepFailed) -> None:

@@ -360,6 +360,7 @@ class OrderWorkflow:
                 Command.CANCEL,
                 kind=CancelKind.BUYER_REQUESTED,
                 message=request.customer_message,
+                origin=request.origin,
             ),
         )
 

@@ -13,6 +13,7 @@ with workflow.unsafe.imports_passed_through():
     from core.metrics import ORDER_EXCEPTIONS
     from domain.effects import StockLock
     from domain.models import (
+        CancelOrigin,
         CarriedNotification,
         OrderState,
         OrderStatus,
@@ -77,6 +78,7 @@ class LiveOrder:
     hold_reason: str | None = None
     failed_in: OrderStatus | None = None  # where `retry` resumes after a failed step
     cancel_pending: str | None = None  # a cancellation that could not finish: retry resumes it
+    cancel_origin: CancelOrigin = "orderflow"  # "channel": the store cancelled it, nothing to tell it
     runs: int = 1
 
     @classmethod

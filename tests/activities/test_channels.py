@@ -206,3 +206,16 @@ async def test_cancelling_an_order_the_store_deleted_is_done_and_keeps_the_shop_
     shop = stores.shops.get("acme-woo")
     assert shop is not None
     assert shop.healthy
+
+
+async def test_a_woocommerce_order_refunded_on_the_store_is_not_overwritten_to_cancelled(
+    stores: Stores,
+) -> None:
+    connect_woo(stores)
+    stores.woo.add_order(4713, status="refunded")
+    request = CancelOnShop(order_id="ord_4", shop_id="acme-woo", channel_order_id="4713", reason="operator")
+    call = await ActivityEnvironment().run(stores.acts.cancel_on_shop, request)
+
+    assert call.detail == "was cancelled or refunded on the store already: left as it is"
+    assert stores.woo.orders[4713]["status"] == "refunded"
+    assert stores.woo.journal.count("PUT") == 0

@@ -244,6 +244,28 @@ async def test_cancelling_a_stripe_paid_order_cancels_it_on_the_shop_and_refunds
     assert "Stripe refund re_fake000001: succeeded" in kinds(final, "refund_sent")[0]
 
 
+async def test_a_cancel_that_came_from_the_store_is_not_sent_back_nor_refunded_by_orderflow(
+    world: World,
+) -> None:
+    remote = world.shopify.add_order(1009, {91: 1})
+    placed = shop_order(1009, [("LAMP-1", 1, "30.00", "91")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Stripe", "pi_3OrderflowStoreCancel"))
+    cancel = CancelOrder(reason="cancelled on the store", origin="channel")
+    await handle.execute_update(OrderWorkflow.cancel, cancel)
+
+    final = await handle.result()
+    assert final.status == OrderStatus.CANCELLED
+    assert remote.cancelled_at is None
+    assert world.stripe.refunds == {}
+    assert world.shopify.journal.received == []
+    (left,) = kinds(final, "shop_not_called")
+    assert left == (
+        "cancelled on shop acme-shopify already: nothing sent back to it; the store refunds the buyer itself"
+    )
+    assert not kinds(final, "shop_cancelled")
+
+
 async def test_without_a_stripe_key_the_refund_not_sent_is_on_the_timeline(world: World) -> None:
     world.shopify.add_order(1008, {81: 1})
     shop = world.shops.get(SHOP)

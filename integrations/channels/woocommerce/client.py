@@ -4,7 +4,8 @@ Endpoints from woocommerce.github.io/woocommerce-rest-api-docs (v3): GET/PUT /or
 GET/POST /orders/<id>/notes, GET /products?sku=, PUT /products/<id> and
 /products/<parent>/variations/<id>. Auth: HTTP Basic with the consumer key and secret (HTTPS only in
 production). WooCommerce has no idempotency key, so every write looks before it writes: tracking
-already in the order's meta_data or notes is not added twice, a cancelled order is not cancelled again.
+already in the order's meta_data or notes is not added twice, a cancelled (or refunded) order is not
+cancelled again.
 Tracking lives in the meta key TRACKING_META (a list, one entry per parcel; split orders have several).
 """
 
@@ -19,6 +20,7 @@ from integrations.errors import PermanentError
 from integrations.http import TIMEOUT, send
 
 TRACKING_META = "_orderflow_tracking"
+LEFT_ALONE_ON_CANCEL = frozenset({"cancelled", "refunded"})
 
 
 class WooCommerceClient:
@@ -79,9 +81,11 @@ class WooCommerceClient:
         return Outcome(id=str(created.get("id")), created=True)
 
     async def cancel_order(self, order_id: str | int) -> Outcome:
-        """Set the order to cancelled (WooCommerce restocks it itself); a cancelled order is left alone."""
+        """Set the order to cancelled (WooCommerce restocks it itself). An order already cancelled, or
+        refunded (the store gave the money back: "cancelled" would hide that from the seller's books),
+        is left alone: `created` False."""
         order = await self.order(order_id)
-        if order.get("status") == "cancelled":
+        if order.get("status") in LEFT_ALONE_ON_CANCEL:
             return Outcome(id=str(order_id), created=False)
         await self._call("PUT", f"/orders/{order_id}", "cancel order", json={"status": "cancelled"})
         return Outcome(id=str(order_id), created=True)
