@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Request
+from fastapi import Depends, Header, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import StringConstraints
+from pydantic import BeforeValidator, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import Forbidden, Unauthorized
@@ -16,6 +16,7 @@ from app.orders import OrderGateway
 from app.restock import Restocker as RestockSweeps
 from app.shops import Shops as ShopCases
 from domain.access import Caller, Permission
+from domain.identifiers import SKU_PATTERN, WAREHOUSE_CODE_PATTERN, normalise_identifier
 from services.audit import AuditService
 from services.auth import ApiKeyService
 from services.inventory import InventoryService
@@ -59,8 +60,15 @@ def _require(permission: Permission) -> object:
 
 
 # Order ids are ours ("ord_" + hex): anything else cannot name an order, so it is a 422, not a lookup.
-OrderIdText = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,40}$")]
-OrderId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="the order_id the API returned")]
+ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,40}$"  # orders.order_id holds 40 characters
+OrderIdText = Annotated[str, StringConstraints(pattern=ORDER_ID_PATTERN)]
+OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="the order_id the API returned")]
+# domain.identifiers' codes as URL parameters, normalised the same way as in bodies ({sku:path}: a SKU
+# may hold "/"), so a fullwidth or NFD code in a path is the same code as in a JSON body.
+_Normalised = BeforeValidator(normalise_identifier)
+WarehouseCodePath = Annotated[str, _Normalised, Path(pattern=WAREHOUSE_CODE_PATTERN)]
+SkuPath = Annotated[str, _Normalised, Path(pattern=SKU_PATTERN)]
+SkuQuery = Annotated[str | None, _Normalised, Query(pattern=SKU_PATTERN)]
 # A caller's name for one command: a repeat with the same key (after a 503 or a lost answer) gets the
 # first command's answer instead of running it again.
 IdempotencyKey = Annotated[

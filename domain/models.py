@@ -97,6 +97,8 @@ Email = Annotated[
     StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
 ]
 Language = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}(-[A-Za-z]{2,4})?$")]
+# A carrier's tracking number as carriers print them: what parcels are found by (shipments, tracking).
+TrackingNumber = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,40}$")]
 MAX_ORDER_TOTAL = Decimal(10) ** 12  # what the database's NUMERIC(16, 4) money columns hold
 # An amount fits those columns: under 10^12, at most 4 decimal places (a currency allows fewer).
 Money = Annotated[
@@ -311,13 +313,13 @@ class ConfirmPayment(Model):
 
 class ConfirmShipment(Model):
     carrier: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-    tracking_number: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9-]{4,40}$")]
+    tracking_number: TrackingNumber
     warehouse: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
 
 
 class TrackingUpdate(Model):
     status: Literal["in_transit", "delivered"]
-    tracking_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,40}$")] | None = None
+    tracking_number: TrackingNumber | None = None
     at: AwareDatetime
     detail: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
 

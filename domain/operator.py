@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, Field, StringConstraints
 
 from domain.humanize import moment
-from domain.identifiers import WAREHOUSE_CODE_PATTERN
-from domain.models import Address, CustomerMessage, Model, OrderView
+from domain.identifiers import WarehouseCode
+from domain.models import Address, CustomerMessage, Model, OrderView, TrackingNumber
 from domain.policy import MAX_PAYMENT_HOLD
 from domain.transitions import Command, refusal
 
@@ -18,8 +18,6 @@ Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 # Exception reasons stock arriving can cure: `resolve-exception wait-for-restock` puts such an order
 # back to waiting for restock (the restock dispatcher wakes it, a back-off timer is the fallback).
 RESTOCK_CURES: tuple[str, ...] = ("out_of_stock", "unknown_sku", "lock_stock_failed")
-
-Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=WAREHOUSE_CODE_PATTERN)]
 
 
 class Action(StrEnum):
@@ -55,10 +53,10 @@ class ActionParams(Model):
 
     until: AwareDatetime | None = None  # extend-payment: the new payment deadline
     address: Address | None = None  # change-address
-    warehouse: Code | None = None  # reassign-warehouse
+    warehouse: WarehouseCode | None = None  # reassign-warehouse
     resolution: Literal["wait-for-restock", "cancel-and-refund"] | None = None  # resolve-exception
     carrier: Annotated[str, StringConstraints(min_length=1, max_length=50)] | None = None
-    tracking_number: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{4,40}$")] | None = None
+    tracking_number: TrackingNumber | None = None
     text: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None  # note
     # cancel, resolve-exception cancel-and-refund: what the buyer is told instead of the stock text
     customer_message: CustomerMessage | None = None

@@ -5,26 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, BeforeValidator
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Inventory, Reader, Restocker, Warehouses, Writer
+from api.deps import Inventory, Reader, Restocker, SkuPath, SkuQuery, WarehouseCodePath, Warehouses, Writer
 from api.errors import NotFound, UnprocessableField
 from api.guard import CSV_BODY_LIMIT
 from domain.effects import StockLevel
-from domain.identifiers import SKU_PATTERN, WAREHOUSE_CODE_PATTERN, normalise_identifier
 from domain.stock import SetStock
 from services.warehouses import BadCsv, parse_stock_csv
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
-# The patterns of domain.identifiers, as URL parameters ({sku:path}: a SKU may hold "/").
-Normalised = BeforeValidator(normalise_identifier)
-WarehouseCode = Annotated[str, Normalised, Path(pattern=WAREHOUSE_CODE_PATTERN)]
-SkuCode = Annotated[str, Normalised, Path(pattern=SKU_PATTERN)]
-SkuQuery = Annotated[str | None, Normalised, Query(pattern=SKU_PATTERN)]
+WarehouseCode = WarehouseCodePath
+SkuCode = SkuPath
 # Restock signals carry at most this many SKUs each, well under Temporal's payload limit.
 SWEEP_CHUNK = 5_000
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Reader, WarehouseManager, Warehouses
+from api.deps import Reader, WarehouseCodePath, WarehouseManager, Warehouses
 from api.errors import NotFound, UnprocessableField
 from domain.allocation import ShippingOption, WarehouseInfo
-from domain.identifiers import WAREHOUSE_CODE_PATTERN
 from domain.models import CountryCode, Model
 from domain.regions import Region, region_of
 
 router = APIRouter(prefix="/warehouses", tags=["inventory"])
 
-WarehouseCode = Annotated[str, Path(pattern=WAREHOUSE_CODE_PATTERN)]
+WarehouseCode = WarehouseCodePath
 
 
 class Shipping(BaseModel):

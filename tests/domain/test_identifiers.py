@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from domain.identifiers import SKU_PATTERN, WAREHOUSE_CODE_PATTERN, normalise_identifier
 from domain.models import PlaceOrder, lines_differing_only_in_case
+from domain.operator import ActionParams
 from domain.stock import SetStock, StockRow
 
 
@@ -92,3 +93,9 @@ def test_csv_cells_and_json_numbers_give_the_same_counts() -> None:
 def test_the_patterns_fit_the_stock_columns() -> None:
     assert SKU_PATTERN == r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$"
     assert WAREHOUSE_CODE_PATTERN == r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$"
+
+
+def test_a_warehouse_code_is_normalised_wherever_an_operator_names_it() -> None:
+
+    assert ActionParams(warehouse="\uff37\uff28-A\u200b").warehouse == "WH-A"  # fullwidth, zero-width
+    assert ActionParams(tracking_number=" JD0146000077 ").tracking_number == "JD0146000077"
