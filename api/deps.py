@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import Forbidden, Unauthorized
 from api.guard import CALLER_SCOPE_KEY
 from app.channel_events import Inbound as InboundEvents
+from app.inventory import StockCounts as StockCountCases
 from app.orders import OrderGateway
 from app.restock import Restocker as RestockSweeps
 from app.shops import Shops as ShopCases
@@ -86,6 +87,7 @@ Inventory = Annotated[InventoryService, _from_state("inventory")]
 Audit = Annotated[AuditService, _from_state("audit")]
 Warehouses = Annotated[WarehouseService, _from_state("warehouses")]
 Restocker = Annotated[RestockSweeps, _from_state("restocker")]
+StockCounts = Annotated[StockCountCases, _from_state("stock_counts")]
 Shops = Annotated[ShopCases, _from_state("shops")]
 Inbound = Annotated[InboundEvents, _from_state("inbound")]
 Reader = Annotated[Caller, _require(Permission.READ)]

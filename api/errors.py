@@ -193,7 +193,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse(status_code=404, content={"detail": f"{exc.what} not found"})
+        return JSONResponse(status_code=404, content={"detail": exc.detail})
 
     @app.exception_handler(CommandRefused)
     async def _conflict(_: Request, exc: CommandRefused) -> JSONResponse:

@@ -19,6 +19,7 @@ from api.routes import shops as shops_routes
 from api.routes import warehouses as warehouses_routes
 from api.routes import webhooks as webhooks_routes
 from app.channel_events import Inbound
+from app.inventory import StockCounts
 from app.orders import OrderGateway
 from app.restock import Restocker
 from app.shops import Shops
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gateway = OrderGateway(client, store, settings)
         app.state.gateway = gateway
         app.state.restocker = Restocker(gateway, store)
+        app.state.stock_counts = StockCounts(app.state.inventory, warehouses, app.state.restocker)
         shop_service = ShopService(engine, box, settings.webhook_secret_grace)
         app.state.shops = Shops(shop_service)
         app.state.inbound = Inbound(

@@ -24,11 +24,16 @@ def whole_seconds(duration: timedelta) -> int:
 
 
 class NotFound(Exception):
-    """No such thing; `what` names it ("order ord_1", "warehouse WH-SZ")."""
+    """No such thing; `what` names it ("order ord_1", "warehouse WH-SZ"), `hint` says what to do."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, hint: str | None = None) -> None:
         super().__init__(what)
         self.what = what
+        self.hint = hint
+
+    @property
+    def detail(self) -> str:
+        return f"{self.what} not found" + (f": {self.hint}" if self.hint else "")
 
 
 class OrderNotFound(NotFound):

@@ -5,24 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Body, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Inventory, Reader, Restocker, SkuPath, SkuQuery, WarehouseCodePath, Warehouses, Writer
-from api.errors import NotFound, UnprocessableField
+from api.deps import Inventory, Reader, SkuPath, SkuQuery, StockCounts, WarehouseCodePath, Warehouses, Writer
+from api.errors import NotFound
 from api.guard import CSV_BODY_LIMIT
 from domain.effects import StockLevel
 from domain.stock import SetStock
-from services.warehouses import BadCsv, parse_stock_csv
 
 router = APIRouter(prefix="/inventory", tags=["inventory"])
 
 WarehouseCode = WarehouseCodePath
 SkuCode = SkuPath
-# Restock signals carry at most this many SKUs each, well under Temporal's payload limit.
-SWEEP_CHUNK = 5_000
 
 
 class ImportResult(BaseModel):
@@ -74,8 +71,7 @@ async def export_csv(_: Reader, warehouses: Warehouses) -> CsvResponse:
 async def import_csv(
     request: Request,
     _: Writer,
-    inventory: Inventory,
-    restocker: Restocker,
+    counts: StockCounts,
     csv_text: Annotated[str, Body(media_type="text/csv", description="warehouse,sku,on_hand[,safety_stock]")],
 ) -> ImportResult:
     """Set counts from a CSV (an edited export works); all rows are checked before any is applied.
@@ -86,14 +82,8 @@ async def import_csv(
 
     SKUs whose stock grew are handed to the restock dispatcher, which wakes their waiting orders.
     """
-    try:
-        rows = await run_in_threadpool(parse_stock_csv, csv_text)
-        grown = await run_in_threadpool(inventory.import_counts, rows)
-    except BadCsv as exc:
-        raise UnprocessableField("csv", str(exc)) from exc
-    for start in range(0, len(grown), SWEEP_CHUNK):
-        await restocker.sweep(grown[start : start + SWEEP_CHUNK])
-    return ImportResult(rows=len(rows), restocked_skus=grown)
+    rows, grown = await counts.import_csv(csv_text)
+    return ImportResult(rows=rows, restocked_skus=grown)
 
 
 @router.put("/{warehouse}/{sku:path}", response_model=StockLevel)
@@ -102,9 +92,7 @@ async def set_stock(
     sku: SkuCode,
     body: SetStock,
     _: Writer,
-    inventory: Inventory,
-    warehouses: Warehouses,
-    restocker: Restocker,
+    counts: StockCounts,
 ) -> StockLevel:
     """Set the counted quantity on hand (and safety stock); refused (409) below what orders hold.
 
@@ -114,17 +102,7 @@ async def set_stock(
     More stock than before is handed to the restock dispatcher (a Temporal workflow) before the answer:
     it wakes the orders waiting for this SKU, highest priority first.
     """
-    if await run_in_threadpool(warehouses.get, warehouse) is None:
-        raise HTTPException(
-            status_code=404,
-            detail=f"warehouse {warehouse} is not registered: describe it first with PUT /warehouses/"
-            f"{warehouse} (its country and shipping costs), then set its stock",
-        )
-    before = await run_in_threadpool(inventory.get, warehouse, sku)
-    level = await run_in_threadpool(inventory.set_on_hand, warehouse, sku, body.on_hand, body.safety_stock)
-    if level.available > (before.available if before else 0):
-        await restocker.sweep([sku])
-    return level
+    return await counts.set_count(warehouse, sku, body)
 
 
 @router.get("/{warehouse}/{sku:path}", response_model=StockLevel)
