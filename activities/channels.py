@@ -20,6 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from domain.effects import (
+    SHOP_CALL_ATTEMPTS,
     CancelOnShop,
     CreateFulfilment,
     PushStock,
@@ -44,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 SHOP_REFUSED = "ShopRefused"  # the store refused for good: the shop is marked unhealthy
 STRIPE_REFUSED = "StripeRefused"
+STRIPE_UNAVAILABLE = "StripeUnavailable"  # Stripe kept failing until the last attempt
 T = TypeVar("T")
 
 # Stripe's refund statuses as orderflow's refund record keeps them; others stay pending (charge.refunded
@@ -144,6 +146,9 @@ class ChannelActivities:
                 await asyncio.to_thread(self._shops.record_failure, request.shop_id, str(error))
             raise ApplicationError(str(error), type=STRIPE_REFUSED, non_retryable=True) from error
         except RetryableError as error:
+            if _last_attempt():  # no retry follows: the record must not stay pending for ever
+                await asyncio.to_thread(self._payments.settle_refund, request.refund_id, "failed")
+                raise ApplicationError(str(error), type=STRIPE_UNAVAILABLE, non_retryable=True) from error
             raise _retry(error) from error
         status = REFUND_STATUS.get(result.status)
         if status is not None:
@@ -281,6 +286,14 @@ def _due(shop: ShopView, now: datetime) -> bool:
     if shop.healthy or failed_at is None:
         return True
     return shop.updated_at > failed_at or now - failed_at > RECHECK_UNHEALTHY
+
+
+def _last_attempt() -> bool:
+    """This attempt is the activity's last: its retry policy allows no other."""
+    info = activity.info()
+    # The task carries its retry policy on a real server (not on the time-skipping test server).
+    most = info.retry_policy.maximum_attempts if info.retry_policy else SHOP_CALL_ATTEMPTS
+    return most > 0 and info.attempt >= most
 
 
 def _retry(error: RetryableError) -> ApplicationError:

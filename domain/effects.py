@@ -117,6 +117,11 @@ class RequestShipment(Model):
 
 
 # ------------------------------------------------------------------ outbound calls to shops and Stripe
+# How many times an outbound call to a shop or Stripe is tried (workflows/shop_calls.py's retry policy);
+# the last attempt of a refund settles it failed rather than leave it pending.
+SHOP_CALL_ATTEMPTS = 20
+
+
 class ShopLine(Model):
     """One line of a parcel as the store knows it: its line id there and how many leave."""
 

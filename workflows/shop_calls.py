@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.channels import ChannelActivities
     from domain.effects import (
+        SHOP_CALL_ATTEMPTS,
         CancelOnShop,
         CreateFulfilment,
         RefundPayment,
@@ -33,7 +34,9 @@ with workflow.unsafe.imports_passed_through():
 # About 6 hours of attempts: 5 s doubling to 30 min, 20 in all. A store that is down longer than that
 # is told by hand (the timeline says so); a refusal (401, 404) stops at once, marking the shop unhealthy.
 SHOP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5), maximum_interval=timedelta(minutes=30), maximum_attempts=20
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=30),
+    maximum_attempts=SHOP_CALL_ATTEMPTS,
 )
 STRIPE_PAYMENT = "Stripe"  # ConfirmPayment.method of payments Stripe took (app/channel_events.py)
 
@@ -109,6 +112,7 @@ class ShopCalls:
             "shop_cancelled",
         )
         if payment is not None and by_stripe and refund_id is not None:
+            money = f"{payment.amount} {payment.currency}"
             self._start(
                 ChannelActivities.refund_payment,
                 RefundPayment(
@@ -119,11 +123,19 @@ class ShopCalls:
                     amount=payment.amount,
                     currency=payment.currency,
                 ),
-                f"refund {payment.amount} {payment.currency} through Stripe",
+                f"refund {money} through Stripe",
                 "refund_sent",
+                if_failed=(
+                    f"Refund {money} by hand in Stripe's dashboard (payment {payment.payment_id}), then "
+                    "record it on the order with the note action: orderflow's refund record stays failed"
+                ),
             )
 
-    def _start(self, method: object, request: object, summary: str, done_kind: str) -> None:
+    def _start(
+        self, method: object, request: object, summary: str, done_kind: str, *, if_failed: str = ""
+    ) -> None:
+        """Run the call beside the order; `if_failed`: what to do by hand when it fails for good
+        (by default: fix the shop and update the store)."""
         state = self._state
         began = workflow.now()
         number = len(self._tasks)
@@ -143,11 +155,13 @@ class ShopCalls:
                 self._running.pop(number, None)
                 cause = err.cause or err
                 after = duration(workflow.now() - began)
+                advice = if_failed or (
+                    "The order carries on; the store's copy is behind: fix the shop (GET /shops says "
+                    "why) and update the store by hand"
+                )
                 state.record(
                     "shop_call_failed",
-                    f"{summary} failed ({failure_reason(cause)}; gave up after {after}). The order "
-                    "carries on; the store's copy is behind: fix the shop (GET /shops says why) and "
-                    "update the store by hand",
+                    f"{summary} failed ({failure_reason(cause)}; gave up after {after}). {advice}",
                 )
                 return
             self._running.pop(number, None)

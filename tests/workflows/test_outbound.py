@@ -305,6 +305,30 @@ async def test_a_refused_refund_is_marked_failed_and_the_order_is_still_cancelle
     assert "Stripe refused the API key" in failed
 
 
+async def test_a_refund_stripe_fails_until_the_retries_run_out_ends_failed_with_what_to_do(
+    world: World,
+) -> None:
+    world.shopify.add_order(1010, {101: 1})
+    world.stripe.faults.fail_first = 100_000  # Stripe answers 500 for the whole test
+    placed = shop_order(1010, [("LAMP-1", 1, "30.00", "101")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Stripe", "pi_3OrderflowDown"))
+    await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="buyer changed their mind"))
+    await world.env.sleep(timedelta(hours=5))
+    (owed,) = PaymentService(world.engine).refunds_for(handle.id.removeprefix("order-"))
+    assert owed.status == "pending"  # still retrying
+
+    final = await handle.result()
+    assert final.status == OrderStatus.CANCELLED
+    assert world.stripe.refunds == {}
+    (owed,) = PaymentService(world.engine).refunds_for(final.order_id)
+    assert owed.status == "failed"
+    (failed,) = kinds(final, "shop_call_failed")
+    assert failed.startswith("refund 30.00 USD through Stripe failed (Stripe: failing on purpose;")
+    assert "gave up after 5 h" in failed
+    assert "Refund 30.00 USD by hand in Stripe's dashboard (payment pi_3OrderflowDown)" in failed
+
+
 async def test_a_burst_of_ten_stock_changes_is_one_push_with_the_final_figure(world: World) -> None:
     item, location = "gid://shopify/InventoryItem/501", "gid://shopify/Location/1"
     world.shopify.variants["LAMP-1"] = (item, location)
