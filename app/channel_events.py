@@ -5,12 +5,14 @@ inbox sweeper; a delivery Temporal could not take now stays `received` and the s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import TypeVar
 
 import structlog
 from pydantic import ValidationError
@@ -55,9 +57,11 @@ from services.shops import ShopService
 from services.tables import utcnow
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 DELIVERY_ID_MAX = 255  # inbox.delivery_id
 TOPIC_MAX = 64  # inbox.topic
+PAYMENT_ID_MAX = 100  # payments.payment_id, ConfirmPayment.payment_id
 # Headers kept with a stored delivery: what says where it came from, never a signature or a credential.
 KEPT_HEADERS = ("content-type", "user-agent", "x-shopify-", "x-wc-webhook-", "stripe-")
 DROPPED_HEADERS = frozenset({"x-shopify-hmac-sha256", "x-wc-webhook-signature", "stripe-signature"})
@@ -66,6 +70,10 @@ BEFORE_SHIPMENT = frozenset(
     {OrderStatus.PENDING_PAYMENT, OrderStatus.PAID, OrderStatus.STOCK_LOCKED, OrderStatus.EXCEPTION}
 )
 TITLES = {Channel.SHOPIFY: "Shopify", Channel.WOOCOMMERCE: "WooCommerce"}
+STRIPE_METHOD = "Stripe"  # ConfirmPayment.method of payments Stripe took (workflows/shop_calls.py reads it)
+# How long a payment waits for the order it names (the sweeper retries it) before it is `failed`.
+ORDER_WAIT = timedelta(hours=24)
+ORDER_WAIT_WORDS = "24 hours"
 STALE = "older than the store's update already applied: changed nothing"
 
 
@@ -78,6 +86,10 @@ class Source(StrEnum):
 class DeliveryNotFound(NotFound):
     def __init__(self, inbox_id: int) -> None:
         super().__init__(f"delivery {inbox_id}")
+
+
+class WaitingForOrder(Exception):
+    """A payment for an order the store has not sent yet: the delivery stays `received` for the sweeper."""
 
 
 @dataclass(frozen=True)
@@ -214,7 +226,7 @@ class Inbound:
             found: tuple[str, str, str | None, bool] = (stripe_type, stripe_id, stripe_id, False)
         else:
             try:
-                read = adapter(Channel(source.value)).delivery(headers, body)
+                read = _mapped(lambda: adapter(Channel(source.value)).delivery(headers, body))
             except PayloadError as exc:
                 raise InvalidField(exc.field, exc.problem) from exc
             found = (read.topic, read.delivery_id, read.event_id, read.ping)
@@ -247,7 +259,12 @@ class Inbound:
         for inbox_id in ids:
             if progress is not None:
                 progress()
-            entry = await self.apply(inbox_id)
+            try:
+                entry = await self.apply(inbox_id)
+            except Exception:  # e.g. the database blinked: the next rows still get their turn
+                log.exception("webhook_sweep_error", inbox_id=inbox_id)
+                left += 1
+                continue
             left += entry.status is InboxStatus.RECEIVED
         return len(ids), left
 
@@ -265,6 +282,8 @@ class Inbound:
         except (Busy, RPCError) as exc:
             reason = f"the order service did not take it yet ({exc}); it is retried automatically"
             outcome = Outcome(InboxStatus.RECEIVED, reason)
+        except WaitingForOrder as exc:
+            outcome = Outcome(InboxStatus.RECEIVED, str(exc))
         except UnsupportedTopic as exc:
             outcome = Outcome(InboxStatus.IGNORED, str(exc))
         except PayloadError as exc:
@@ -275,6 +294,10 @@ class Inbound:
             outcome = Outcome(InboxStatus.FAILED, str(exc))
         except ValidationError as exc:
             outcome = Outcome(InboxStatus.FAILED, _validation_reason(exc))
+        except Exception as exc:  # one delivery orderflow cannot apply must not block those after it
+            log.exception("webhook_apply_error", inbox_id=inbox_id, source=entry.source, topic=entry.topic)
+            why = f"could not be applied ({type(exc).__name__}: {exc}): fix the cause, then replay it"
+            outcome = Outcome(InboxStatus.FAILED, why)
         log.info(
             "webhook_applied",
             inbox_id=inbox_id,
@@ -301,10 +324,10 @@ class Inbound:
         if shop is None:
             return Outcome(InboxStatus.FAILED, f"shop {entry.shop_id} no longer exists")
         if entry.source == Source.STRIPE.value:
-            payment = stripe_mapping.map_event(body)
-            return await self._payment(payment, shop.channel, entry.shop_id)
+            payment = _mapped(lambda: stripe_mapping.map_event(body))
+            return await self._payment(payment, shop.channel, entry.shop_id, entry.received_at)
         policy = ShopPolicy(entry.shop_id, authorized_counts_as_paid=shop.authorized_counts_as_paid)
-        event = adapter(shop.channel).map_event(entry.topic, body, policy)
+        event = _mapped(lambda: adapter(shop.channel).map_event(entry.topic, body, policy))
         if isinstance(event, ShopUninstalled):
             why = "the app was uninstalled from the store: reinstall it and PUT /shops with the new token"
             await run_in_threadpool(self._shops.record_failure, entry.shop_id, why)
@@ -322,9 +345,7 @@ class Inbound:
                 await run_in_threadpool(self._inbox.advance, event.shop_id, coid, event.updated_at)
             return outcome
         if isinstance(event, ChannelRefunded):
-            title = TITLES.get(shop.channel, shop.channel.value)
-            reason = f"refunded on {title} (refund {event.channel_refund_id})"
-            return await self._cancel(event.shop_id, shop.channel, event.channel_order_id, reason)
+            return await self._refund(event, shop.channel)
         raise UnsupportedTopic(f"{entry.topic} carries nothing orderflow acts on")  # pragma: no cover
 
     async def _stale(self, shop_id: str, channel_order_id: str, updated_at: datetime) -> bool:
@@ -354,7 +375,7 @@ class Inbound:
             order_id = answer.view.order_id
             reason = None if answer.created else "the order was placed already"
             if order.status is ChannelStatus.PAID:
-                reason = await self._pay_in_full(order_id, channel, coid, title)
+                reason = await self._pay_in_full(order_id, order.shop_id, coid, title)
             elif order.status is ChannelStatus.PAYMENT_FAILED:
                 await self._note(order_id, title.lower(), f"a payment for {title} order {coid} failed")
                 reason = "payment failed on the store: noted, the order still waits for payment"
@@ -363,14 +384,16 @@ class Inbound:
             await run_in_threadpool(self._inbox.advance, order.shop_id, coid, order.updated_at)
         return outcome
 
-    async def _pay_in_full(self, order_id: str, channel: Channel, coid: str, title: str) -> str | None:
-        """Pay the order its total once: the payment id is the channel order's, so repeats are one."""
+    async def _pay_in_full(self, order_id: str, shop_id: str, coid: str, title: str) -> str | None:
+        """Pay the order its total once: the payment id is the shop's channel order's, so repeats are one."""
         view = (await self._gateway.get(order_id)).view
         if view.payment is not None:
             return "the order was paid already"
-        payment_id = f"{channel.value}:{coid}"[:100]
         payment = ConfirmPayment(
-            payment_id=payment_id, amount=view.total, currency=view.currency, method=title
+            payment_id=channel_payment_id(shop_id, coid),
+            amount=view.total,
+            currency=view.currency,
+            method=title,
         )
         await self._gateway.pay(order_id, payment)
         return None
@@ -391,8 +414,47 @@ class Inbound:
                 order_id,
                 coid,
             )
-        await self._gateway.cancel(order_id, CancelOrder(reason=reason[:200]))
+        await self._gateway.cancel(order_id, CancelOrder(reason=reason[:200], origin="channel"))
         return Outcome(InboxStatus.APPLIED, None, order_id, coid)
+
+    async def _refund(self, event: ChannelRefunded, channel: Channel) -> Outcome:
+        """A refund made on the store: of the whole total before shipment it cancels the order (the store
+        refunded the buyer already: nothing goes back to it); a partial one, or one after shipment, is a
+        timeline note, once per refund id."""
+        title = TITLES.get(channel, channel.value)
+        coid = event.channel_order_id
+        order_id = await run_in_threadpool(self._inbox.order_for, event.shop_id, channel.value, coid)
+        if order_id is None:
+            return Outcome(
+                InboxStatus.IGNORED, "the order was never placed in orderflow: nothing to refund", None, coid
+            )
+        view = (await self._gateway.get(order_id)).view
+        marker = f"(refund {event.channel_refund_id})"
+        if view.status is OrderStatus.CANCELLED:
+            return Outcome(InboxStatus.DUPLICATE, "the order is cancelled already", order_id, coid)
+        if any(marker in item.detail for item in view.timeline):
+            return Outcome(
+                InboxStatus.DUPLICATE, f"refund {event.channel_refund_id} is noted already", order_id, coid
+            )
+        refunded = f"{event.amount} {event.currency} refunded on {title} {marker}"
+        whole = event.currency == view.currency and event.amount >= view.total
+        if whole and view.status in BEFORE_SHIPMENT:
+            reason = f"refunded in full on {title} {marker}"
+            await self._gateway.cancel(order_id, CancelOrder(reason=reason[:200], origin="channel"))
+            return Outcome(InboxStatus.APPLIED, "refunded in full before shipment: cancelled", order_id, coid)
+        if view.status in BEFORE_SHIPMENT:
+            await self._note(
+                order_id, title.lower(), f"{refunded}: a partial refund, the order stays as it is"
+            )
+            return Outcome(
+                InboxStatus.APPLIED, "partial refund: noted on the order's timeline", order_id, coid
+            )
+        await self._note(
+            order_id, title.lower(), f"{refunded} after shipment: arrange the return with the buyer"
+        )
+        return Outcome(
+            InboxStatus.APPLIED, "refunded after shipment: noted, arrange the return", order_id, coid
+        )
 
     async def _note(self, order_id: str, actor: str, text: str) -> None:
         action = OperatorAction(
@@ -401,7 +463,11 @@ class Inbound:
         await self._gateway.operate(order_id, action)
 
     async def _payment(
-        self, event: PaymentSucceeded | PaymentFailed | ChargeRefunded, channel: Channel, shop_id: str
+        self,
+        event: PaymentSucceeded | PaymentFailed | ChargeRefunded,
+        channel: Channel,
+        shop_id: str,
+        received_at: datetime,
     ) -> Outcome:
         if isinstance(event, ChargeRefunded):
             if not event.orderflow_refund_ids:
@@ -413,13 +479,31 @@ class Inbound:
             if not settled:
                 return Outcome(InboxStatus.FAILED, f"no orderflow refund {', '.join(unknown)}")
             return Outcome(InboxStatus.APPLIED, f"refund settled: {', '.join(settled)}")
-        order_id = await self._paid_order(event.reference, channel, shop_id)
+        order_id = await self._paid_order(event.reference, channel, shop_id, received_at)
         if isinstance(event, PaymentSucceeded):
+            already = (await self._gateway.get(order_id)).view.payment
+            if (
+                already is not None
+                and already.payment_id != event.payment_intent_id
+                and (already.amount, already.currency) == (event.amount, event.currency)
+                and already.method != STRIPE_METHOD
+            ):
+                # WooCommerce with Stripe: the store's `processing` paid the order first. The same money,
+                # not a second payment: keep the PaymentIntent on the timeline for a refund to find.
+                pi = event.payment_intent_id
+                await self._note(
+                    order_id,
+                    "stripe",
+                    f"Stripe payment {pi} is the payment {already.payment_id} the store reported",
+                )
+                return Outcome(
+                    InboxStatus.DUPLICATE, f"already paid via the store; Stripe payment {pi} noted", order_id
+                )
             payment = ConfirmPayment(
                 payment_id=event.payment_intent_id,
                 amount=event.amount,
                 currency=event.currency,
-                method="Stripe",
+                method=STRIPE_METHOD,
             )
             answer = await self._gateway.pay(order_id, payment)
             paid = answer.view.payment
@@ -432,7 +516,9 @@ class Inbound:
         await self._note(order_id, "stripe", detail)
         return Outcome(InboxStatus.APPLIED, "noted on the order's timeline", order_id)
 
-    async def _paid_order(self, reference: PaymentReference, channel: Channel, shop_id: str) -> str:
+    async def _paid_order(
+        self, reference: PaymentReference, channel: Channel, shop_id: str, received_at: datetime
+    ) -> str:
         if reference.order_id is not None:
             return reference.order_id
         assert reference.channel_order_id is not None  # PaymentReference names one or the other
@@ -440,8 +526,26 @@ class Inbound:
         coid = reference.channel_order_id
         found = await run_in_threadpool(self._inbox.order_for, shop, channel.value, coid)
         if found is None:
-            raise NotFound(f"order for {channel.value} order {coid} of shop {shop}")
+            # Stripe often tells before the store does: wait for the order, within reason.
+            title = TITLES.get(channel, channel.value)
+            if utcnow() - received_at < ORDER_WAIT:
+                raise WaitingForOrder(
+                    f"waiting for {title} order {coid} of shop {shop}; retried automatically"
+                )
+            raise NotFound(
+                f"{title} order {coid} of shop {shop} did not arrive within {ORDER_WAIT_WORDS}: check the "
+                "store's webhooks, then replay this delivery"
+            )
         return found
+
+
+def channel_payment_id(shop_id: str, channel_order_id: str) -> str:
+    """The payment id of an order the store says is paid: unique per shop (two shops both have an order
+    #1001), within payments.payment_id's 100 characters (a long store id is hashed)."""
+    payment_id = f"{shop_id}:{channel_order_id}"
+    if len(payment_id) <= PAYMENT_ID_MAX:
+        return payment_id
+    return f"{shop_id}:{hashlib.sha256(channel_order_id.encode()).hexdigest()[:32]}"
 
 
 def to_place_order(order: ChannelOrder, channel: Channel) -> PlaceOrder:
@@ -512,6 +616,17 @@ def _order_discounts(order: ChannelOrder) -> list[Discount]:
     if off and lines + money.shipping + tax == money.total:
         return []
     return [Discount(code=item.code, amount=item.amount) for item in money.discounts]
+
+
+def _mapped(read: Callable[[], T]) -> T:
+    """A vendor mapping's result; anything it raises on a payload it did not expect (a list where an
+    object belongs, a time past year 9999) is a PayloadError: the delivery fails with the reason."""
+    try:
+        return read()
+    except (PayloadError, UnsupportedTopic, ValidationError):
+        raise
+    except (AttributeError, TypeError, KeyError, IndexError, ValueError, OverflowError, OSError) as exc:
+        raise PayloadError("body", f"cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def _text(body: bytes) -> str:

@@ -27,6 +27,7 @@ from integrations.signing import base64_hmac_sha256
 from services.auth import ApiKeyService
 from services.inbox import InboxService
 from services.tables import utcnow
+from tests.support.payloads import SHIPMENT
 from tests.support.temporal import make_settings, running_worker
 from tests.support.warehouses import EVERYWHERE
 from worker import start_inbox_sweeper
@@ -65,6 +66,17 @@ class Stack:
             "x-shopify-hmac-sha256": base64_hmac_sha256(secret, body),
         }
         return await self.hook("/webhooks/shopify/mugs", body, headers)
+
+    async def woo(self, topic: str, body: bytes, delivery: str, shop: str = "woo-berlin") -> httpx.Response:
+        return await self.hook(f"/webhooks/woocommerce/{shop}", body, woo_headers(topic, body, delivery))
+
+    async def stripe(self, event: bytes) -> httpx.Response:
+        headers = {"content-type": "application/json", "stripe-signature": stripe_sign(event, STRIPE_SECRET)}
+        return await self.hook(f"/webhooks/stripe/{STRIPE_ACCOUNT}", event, headers)
+
+    def order_ids(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(text("SELECT order_id FROM order_keys ORDER BY shop_id")).scalars())
 
     def order_count(self) -> int:
         """Orders placed, by their dedupe keys (the read model's list may lag the workflow)."""
@@ -176,7 +188,7 @@ async def test_shopify_created_then_paid_waits_for_payment_then_is_paid_the_orde
     order = await stack.order()
     assert order["status"] in ("paid", "stock_locked")
     assert order["payment"]["amount"] == "429.94"
-    assert order["payment"]["payment_id"] == f"shopify:{SHOPIFY_ORDER}"
+    assert order["payment"]["payment_id"] == f"mugs:{SHOPIFY_ORDER}"  # the shop's order: unique per shop
 
     listed = await stack.deliveries(shop_id="mugs")
     assert [(d["topic"], d["status"]) for d in listed["deliveries"]] == [
@@ -198,6 +210,59 @@ async def test_shopify_cancelled_cancels_the_order_naming_the_channel(stack: Sta
     order = await stack.order()
     assert order["status"] == "cancelled"
     assert "Shopify" in order["cancel_reason"]
+
+
+def shopify_refund(amount: str, refund_id: int = 890088186047892319) -> bytes:
+    data = json.loads((PAYLOADS / "shopify" / "refunds_create.json").read_text())
+    data["id"] = refund_id
+    data["transactions"] = [{**data["transactions"][0], "amount": amount}]
+    return json.dumps(data).encode()
+
+
+async def paid_shopify_order(stack: Stack) -> dict[str, Any]:
+    paid = shopify_order(financial_status="paid", updated_at="2026-03-04T09:20:00-05:00")
+    assert (await stack.shopify("orders/paid", paid, "d-paid")).json()["status"] == "applied"
+    return await stack.order()
+
+
+async def test_a_partial_shopify_refund_is_noted_once_and_the_order_stays_paid(stack: Stack) -> None:
+    await paid_shopify_order(stack)
+    first = await stack.shopify("refunds/create", shopify_refund("199.40"), "d-refund")
+    assert first.json()["status"] == "applied", first.text
+    # Shopify sends the same refund again under a new webhook id: noted once.
+    again = await stack.shopify("refunds/create", shopify_refund("199.40"), "d-refund-again")
+    assert again.json()["status"] == "duplicate", again.text
+    order = await stack.order()
+    assert order["status"] in ("paid", "stock_locked")
+    notes = [e["detail"] for e in order["timeline"] if "890088186047892319" in e["detail"]]
+    assert len(notes) == 1, order["timeline"]
+    assert "199.40 USD refunded on Shopify" in notes[0]
+    assert notes[0].startswith("shopify:")  # the store did it, not an operator
+
+
+async def test_a_shopify_refund_of_the_whole_total_before_shipment_cancels_the_order(stack: Stack) -> None:
+    await paid_shopify_order(stack)
+    answer = await stack.shopify("refunds/create", shopify_refund("429.94"), "d-refund")
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] == "cancelled"
+    assert "refunded in full on Shopify" in order["cancel_reason"]
+
+
+async def test_a_shopify_refund_after_shipment_asks_for_the_return(stack: Stack) -> None:
+    order = await paid_shopify_order(stack)
+    for _ in range(50):  # stock is locked by the workflow right after the payment
+        if (await stack.order())["status"] == "stock_locked":
+            break
+        await asyncio.sleep(0.1)
+    shipped = await stack.api.post(f"/orders/{order['order_id']}/shipment", json=SHIPMENT)
+    assert shipped.json()["status"] == "shipped", shipped.text
+    answer = await stack.shopify("refunds/create", shopify_refund("429.94"), "d-refund")
+    assert answer.json()["status"] == "applied", answer.text
+    assert "arrange the return" in answer.json()["reason"]
+    order = await stack.order()
+    assert order["status"] == "shipped"
+    assert any("arrange the return with the buyer" in e["detail"] for e in order["timeline"])
 
 
 async def test_app_uninstalled_marks_the_shop_unhealthy(stack: Stack) -> None:
@@ -326,6 +391,44 @@ async def test_stripe_payment_pays_the_order_its_metadata_names_exactly(stack: S
     assert order["payment"]["amount"] == "36.35"  # 3635 minor units of EUR
 
 
+async def test_two_woocommerce_shops_with_the_same_order_number_are_both_paid(stack: Stack) -> None:
+    hamburg = {
+        "channel": "woocommerce",
+        "name": "Teas Hamburg",
+        "url": NOWHERE,
+        "currency": "EUR",
+        "credentials": {"consumer_key": "ck_2", "consumer_secret": "cs_2", "webhook_secret": WOO_SECRET},
+    }
+    assert (await stack.api.put("/shops/woo-hamburg", json=hamburg)).status_code == 200
+    body = woo_order()  # order #727 in both shops
+    assert (await stack.woo("order.created", body, "w-1")).json()["status"] == "applied"
+    answer = await stack.woo("order.created", body, "w-2", shop="woo-hamburg")
+    assert answer.json()["status"] == "applied", answer.text
+    payments = []
+    for order_id in stack.order_ids():
+        order = (await stack.api.get(f"/orders/{order_id}")).json()
+        assert order["status"] in ("paid", "stock_locked"), order
+        payments.append(order["payment"]["payment_id"])
+    assert payments == ["woo-berlin:727", "woo-hamburg:727"]
+
+
+async def test_a_stripe_payment_for_an_order_the_store_reported_paid_is_the_same_payment(
+    stack: Stack,
+) -> None:
+    assert (await stack.woo("order.created", woo_order(), "w-1")).json()["status"] == "applied"
+    answer = await stack.stripe(STRIPE_PAID)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "duplicate", answer.text
+    assert (
+        answer.json()["reason"]
+        == "already paid via the store; Stripe payment pi_3MtwBwLkdIwHu7ix28a3tqPa noted"
+    )
+    order = await stack.order()
+    assert order["payment"]["payment_id"] == "woo-berlin:727"
+    assert any("pi_3MtwBwLkdIwHu7ix28a3tqPa" in e["detail"] for e in order["timeline"])
+    assert (await stack.deliveries(status="failed"))["deliveries"] == []
+
+
 async def test_a_stale_stripe_signature_is_401_and_stores_nothing(stack: Stack) -> None:
     event = (PAYLOADS / "stripe" / "payment_intent_succeeded.json").read_bytes()
     old = int((utcnow() - timedelta(minutes=10)).timestamp())
@@ -345,9 +448,75 @@ async def test_a_failed_delivery_is_listed_with_its_reason_and_replayed_after_th
     again = await stack.api.post(f"/webhooks/deliveries/{failed['id']}/replay")
     assert again.status_code == 200, again.text
     assert again.json()["status"] == "failed"  # the body is as it was: it fails the same way, and says why
+    assert "email" in again.json()["reason"]
     applied = await stack.shopify("orders/create", shopify_order(), "d-with-mail")
-    refused = await stack.api.post(f"/webhooks/deliveries/{applied.json()['delivery_id']}/replay")
-    assert refused.status_code == 422
+    assert applied.json()["status"] == "applied", applied.text
+    [entry] = [d for d in (await stack.deliveries())["deliveries"] if d["delivery_id"] == "d-with-mail"]
+    refused = await stack.api.post(f"/webhooks/deliveries/{entry['id']}/replay")
+    assert refused.status_code == 409, refused.text
+    assert "only a failed delivery is replayed" in refused.text
+    assert stack.order_count() == 1
+
+
+async def sweep_until_done(stack: Stack, inbox_id: int) -> dict[str, Any]:
+    """Run the inbox sweeper until the delivery leaves `received`; the delivery as the list shows it."""
+    inbox = InboxService(stack.engine)
+    await start_inbox_sweeper(stack.client, stack.settings)
+    try:
+        for _ in range(100):
+            stored = inbox.get(inbox_id)
+            assert stored is not None
+            if stored.entry.status != "received":
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await stack.client.get_workflow_handle(inbox_sweeper_id(stack.settings.task_queue)).terminate()
+    [entry] = [d for d in (await stack.deliveries())["deliveries"] if d["id"] == inbox_id]
+    return entry
+
+
+def age_deliveries(stack: Stack, by: timedelta) -> None:
+    """Deliveries received `by` ago: what the sweeper sees once that much time has passed."""
+    with stack.engine.begin() as conn:
+        conn.execute(text("UPDATE inbox SET received_at = :at"), {"at": utcnow() - by})
+
+
+STRIPE_PAID = (PAYLOADS / "stripe" / "payment_intent_succeeded.json").read_bytes()
+
+
+async def test_a_stripe_payment_before_its_order_waits_for_it_and_pays_it_when_it_comes(stack: Stack) -> None:
+    early = await stack.stripe(STRIPE_PAID)
+    assert early.status_code == 200, early.text
+    assert early.json()["status"] == "received"
+    assert "waiting for WooCommerce order 727" in early.json()["reason"]
+    pending = woo_order(status="pending", date_paid=None, date_paid_gmt=None)
+    assert (await stack.woo("order.created", pending, "w-1")).json()["status"] == "applied"
+    age_deliveries(stack, timedelta(minutes=2))
+    [waiting] = (await stack.deliveries(status="received"))["deliveries"]
+    swept = await sweep_until_done(stack, waiting["id"])
+    assert swept["status"] == "applied", swept
+    order = await stack.order()
+    assert order["payment"]["payment_id"] == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+    assert order["status"] in ("paid", "stock_locked")
+
+
+async def test_a_payment_whose_order_never_came_fails_and_a_replay_after_it_came_pays_it(
+    stack: Stack,
+) -> None:
+    assert (await stack.stripe(STRIPE_PAID)).json()["status"] == "received"
+    age_deliveries(stack, timedelta(hours=25))  # past the 24 hours a payment waits for its order
+    [waiting] = (await stack.deliveries(status="received"))["deliveries"]
+    swept = await sweep_until_done(stack, waiting["id"])
+    assert swept["status"] == "failed", swept
+    assert "did not arrive within 24 hours" in swept["reason"]
+    assert "replay" in swept["reason"]
+    # The seller fixes the store's webhooks; the order arrives; the operator replays the payment.
+    pending = woo_order(status="pending", date_paid=None, date_paid_gmt=None)
+    assert (await stack.woo("order.created", pending, "w-1")).json()["status"] == "applied"
+    again = await stack.api.post(f"/webhooks/deliveries/{waiting['id']}/replay")
+    assert again.status_code == 200, again.text
+    assert again.json()["status"] == "applied", again.text
+    assert (await stack.order())["payment"]["payment_id"] == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
 
 
 async def test_a_delivery_stored_while_no_worker_could_take_it_is_applied_by_the_sweeper(

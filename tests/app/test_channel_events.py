@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.channel_events import kept_headers, to_place_order
+from app.channel_events import channel_payment_id, kept_headers, to_place_order
 from app.errors import InvalidField
 from domain.channel_events import ChannelOrder
 from domain.models import Channel
@@ -78,3 +78,13 @@ def test_stored_headers_keep_where_a_delivery_came_from_never_its_signature() ->
         }
     )
     assert kept == {"x-shopify-topic": "orders/create", "content-type": "application/json"}
+
+
+def test_a_payment_id_names_the_shop_and_fits_the_payments_table() -> None:
+    assert channel_payment_id("woo-berlin", "727") == "woo-berlin:727"
+    assert channel_payment_id("woo-hamburg", "727") != channel_payment_id("woo-berlin", "727")
+    long_shop, long_order = "s" * 64, "9" * 64
+    hashed = channel_payment_id(long_shop, long_order)
+    assert len(hashed) <= 100  # payments.payment_id, ConfirmPayment.payment_id
+    assert hashed.startswith(f"{long_shop}:")
+    assert hashed != channel_payment_id(long_shop, "8" * 64)
