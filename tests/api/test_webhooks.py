@@ -519,6 +519,49 @@ async def test_a_payment_whose_order_never_came_fails_and_a_replay_after_it_came
     assert (await stack.order())["payment"]["payment_id"] == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
 
 
+@pytest.mark.parametrize("field", ["customer", "shipping_address", "line_items"])
+async def test_a_signed_delivery_with_a_field_of_the_wrong_shape_fails_with_its_reason(
+    stack: Stack, field: str
+) -> None:
+    answer = await stack.shopify("orders/create", shopify_order(**{field: "not an object"}), "d-odd")
+    assert answer.status_code == 200, answer.text  # it was received; it cannot be applied
+    assert answer.json()["status"] == "failed"
+    assert answer.json()["reason"].startswith("body: cannot be read")
+    assert stack.order_count() == 0
+
+
+async def test_a_stripe_event_from_the_far_future_fails_with_its_reason(stack: Stack) -> None:
+    event = json.loads(STRIPE_PAID)
+    event["created"] = 10**20
+    answer = await stack.stripe(json.dumps(event).encode())
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "failed"
+    assert "cannot be read" in answer.json()["reason"]
+
+
+async def test_the_sweeper_goes_past_a_delivery_it_cannot_apply(stack: Stack) -> None:
+    inbox = InboxService(stack.engine)
+    stored = []
+    for delivery, body in (("d-odd", shopify_order(customer=[1])), ("d-good", shopify_order())):
+        entry, _ = inbox.store(
+            source="shopify",
+            shop_id="mugs",
+            delivery_id=delivery,
+            topic="orders/create",
+            headers={},
+            body=body.decode(),
+            now=utcnow() - timedelta(minutes=2),  # the odd one is the oldest: swept first
+        )
+        stored.append(entry.id)
+    good = await sweep_until_done(stack, stored[1])
+    assert good["status"] == "applied", good
+    odd = inbox.get(stored[0])
+    assert odd is not None
+    assert odd.entry.status == "failed"
+    assert odd.entry.reason is not None and "cannot be read" in odd.entry.reason
+    assert (await stack.order())["status"] == "pending_payment"
+
+
 async def test_a_delivery_stored_while_no_worker_could_take_it_is_applied_by_the_sweeper(
     stack: Stack,
 ) -> None:
