@@ -148,9 +148,14 @@ class Inbound:
         Stripe). SignatureError: refused, nothing stored. NotFound: no such shop. InvalidField: a
         signed delivery whose headers or body cannot be stored."""
         now = now or utcnow()
-        shop_id = await run_in_threadpool(self._shop_id, source, key)
+        shop_ids = await run_in_threadpool(self._shop_ids, source, key)
+        shop_id = shop_ids[0]
         secret_name = "stripe_webhook_secret" if source is Source.STRIPE else None
-        secrets = await run_in_threadpool(self._shops.webhook_secrets, shop_id, now, secret_name)
+        secrets = [
+            secret
+            for candidate in shop_ids
+            for secret in await run_in_threadpool(self._shops.webhook_secrets, candidate, now, secret_name)
+        ]
         try:
             if source is Source.STRIPE:
                 stripe_signature.verify(body, headers, secrets, now=now.timestamp())
@@ -163,6 +168,8 @@ class Inbound:
             log.warning("webhook_signature_refused", source=source.value, shop_id=shop_id, why=str(refused))
             raise
         topic, delivery_id, event_id, ping = self._delivery(source, headers, body)
+        if source is Source.STRIPE and len(shop_ids) > 1:
+            shop_id = _stripe_shop(body, shop_ids)
         if ping:
             log.info("webhook_ping", source=source.value, shop_id=shop_id)
             return Receipt(None, new=False)
@@ -202,16 +209,17 @@ class Inbound:
         if self._applying:
             await asyncio.gather(*self._applying, return_exceptions=True)
 
-    def _shop_id(self, source: Source, key: str) -> str:
+    def _shop_ids(self, source: Source, key: str) -> list[str]:
+        """The shop a delivery is for; for Stripe every shop on the account (which one: `_stripe_shop`)."""
         if source is Source.STRIPE:
-            found = self._inbox.shop_for_stripe_account(key)
-            if found is None:
+            found = self._inbox.shops_for_stripe_account(key)
+            if not found:
                 raise NotFound(f"shop with Stripe account {key}")
             return found
         shop = self._shops.get(key)
         if shop is None or shop.channel.value != source.value:
             raise NotFound(f"{source.value} shop {key}")
-        return key
+        return [key]
 
     @staticmethod
     def _delivery(
@@ -627,6 +635,16 @@ def _mapped(read: Callable[[], T]) -> T:
         raise
     except (AttributeError, TypeError, KeyError, IndexError, ValueError, OverflowError, OSError) as exc:
         raise PayloadError("body", f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _stripe_shop(body: bytes, shop_ids: list[str]) -> str:
+    """Of the shops sharing a Stripe account, the one the (verified) event's metadata `shop_id` names;
+    the first when it names none of them (the payment then finds its order by `orderflow_order_id`)."""
+    try:
+        named = json.loads(body)["data"]["object"]["metadata"]["shop_id"]
+    except (ValueError, KeyError, TypeError):
+        return shop_ids[0]
+    return named if named in shop_ids else shop_ids[0]
 
 
 def _text(body: bytes) -> str:

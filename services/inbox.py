@@ -200,12 +200,17 @@ class InboxService:
             return len(session.exec(select(InboxRow.id)).all())
 
     # ------------------------------------------------------------------ what a delivery names
-    def shop_for_stripe_account(self, account_id: str) -> str | None:
-        """The shop whose payments go through this Stripe account (shops.stripe_account_id)."""
+    def shops_for_stripe_account(self, account_id: str) -> builtins.list[str]:
+        """The shops whose payments go through this Stripe account (shops.stripe_account_id): one seller
+        may take the money of several shops with one account."""
         with Session(self._engine) as session:
-            return session.exec(
-                select(Shop.shop_id).where(Shop.stripe_account_id == account_id).order_by(col(Shop.shop_id))
-            ).first()
+            return builtins.list(
+                session.exec(
+                    select(Shop.shop_id)
+                    .where(Shop.stripe_account_id == account_id)
+                    .order_by(col(Shop.shop_id))
+                ).all()
+            )
 
     def order_for(self, shop_id: str, channel: str, channel_order_id: str) -> str | None:
         """The orderflow order placed for this shop's channel order, if any."""

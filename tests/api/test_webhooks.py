@@ -429,6 +429,30 @@ async def test_a_stripe_payment_for_an_order_the_store_reported_paid_is_the_same
     assert (await stack.deliveries(status="failed"))["deliveries"] == []
 
 
+async def test_shops_sharing_a_stripe_account_each_get_their_own_payments(stack: Stack) -> None:
+    hamburg = {
+        "channel": "woocommerce",
+        "name": "Teas Hamburg",
+        "url": NOWHERE,
+        "currency": "EUR",
+        "stripe_account_id": STRIPE_ACCOUNT,  # the seller takes both shops' money with one account
+        "credentials": {"webhook_secret": WOO_SECRET, "stripe_webhook_secret": STRIPE_SECRET},
+    }
+    assert (await stack.api.put("/shops/woo-hamburg", json=hamburg)).status_code == 200
+    pending = woo_order(status="pending", date_paid=None, date_paid_gmt=None)
+    for shop, delivery in (("woo-berlin", "w-1"), ("woo-hamburg", "w-2")):  # order #727 in both
+        assert (await stack.woo("order.created", pending, delivery, shop=shop)).json()["status"] == "applied"
+    event = json.loads(STRIPE_PAID)
+    event["data"]["object"]["metadata"]["shop_id"] = "woo-hamburg"
+    answer = await stack.stripe(json.dumps(event).encode())
+    assert answer.json()["status"] == "applied", answer.text
+    berlin, hamburg_order = [(await stack.api.get(f"/orders/{o}")).json() for o in stack.order_ids()]
+    assert berlin["payment"] is None
+    assert hamburg_order["payment"]["payment_id"] == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+    filed = (await stack.deliveries(shop_id="woo-hamburg"))["deliveries"]
+    assert [d["topic"] for d in filed] == ["payment_intent.succeeded", "order.created"]
+
+
 async def test_a_stale_stripe_signature_is_401_and_stores_nothing(stack: Stack) -> None:
     event = (PAYLOADS / "stripe" / "payment_intent_succeeded.json").read_bytes()
     old = int((utcnow() - timedelta(minutes=10)).timestamp())
