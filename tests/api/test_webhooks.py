@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from services.auth import ApiKeyService
 from services.inbox import InboxService
 from services.tables import utcnow
 from tests.support.payloads import SHIPMENT
+from tests.support.processes import free_port
 from tests.support.temporal import make_settings, running_worker
 from tests.support.warehouses import EVERYWHERE
 from worker import start_inbox_sweeper
@@ -303,6 +305,44 @@ async def test_a_bad_signature_is_401_stores_nothing_and_is_counted_for_the_shop
     [rejected] = listed["rejected"]
     assert (rejected["shop_id"], rejected["count"]) == ("mugs", 1)
     assert rejected["last_at"] is not None
+
+
+def rejected_count(address: str, source: str) -> float:
+    """orderflow_webhooks_rejected{source=...} as Prometheus scrapes it from the API (0 when absent)."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith("orderflow_webhooks_rejected") and f'source="{source}"' in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_woocommerce_bad_signatures_are_401_counted_and_logged_without_the_secret(
+    dev_env: WorkflowEnvironment, db_url: str, engine: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    async with serving(dev_env, db_url, engine, api_metrics_address=address) as served:
+        body = woo_order()
+        wrong = woo_headers("order.created", body, "w-bad")
+        wrong["x-wc-webhook-signature"] = base64_hmac_sha256("not-the-secret", body)
+        missing = woo_headers("order.created", body, "w-bad")
+        del missing["x-wc-webhook-signature"]
+        for headers in (wrong, missing):
+            answer = await served.hook("/webhooks/woocommerce/woo-berlin", body, headers)
+            assert answer.status_code == 401, answer.text
+            assert WOO_SECRET not in answer.text
+        assert InboxService(engine).count() == 0
+        assert served.order_count() == 0
+        [rejected] = (await served.deliveries())["rejected"]
+        assert (rejected["shop_id"], rejected["count"]) == ("woo-berlin", 2)
+        for _ in range(50):  # the exporter publishes on its own schedule
+            if rejected_count(address, "woocommerce") == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert rejected_count(address, "woocommerce") == 2
+    err = capsys.readouterr().err
+    refusals = [json.loads(line) for line in err.splitlines() if '"webhook_signature_refused"' in line]
+    assert [(r["source"], r["shop_id"]) for r in refusals] == [("woocommerce", "woo-berlin")] * 2
+    assert WOO_SECRET not in err
 
 
 async def test_an_unknown_shop_is_404_and_stores_nothing(stack: Stack) -> None:
@@ -582,7 +622,8 @@ async def test_the_sweeper_goes_past_a_delivery_it_cannot_apply(stack: Stack) ->
     odd = inbox.get(stored[0])
     assert odd is not None
     assert odd.entry.status == "failed"
-    assert odd.entry.reason is not None and "cannot be read" in odd.entry.reason
+    assert odd.entry.reason is not None
+    assert "cannot be read" in odd.entry.reason
     assert (await stack.order())["status"] == "pending_payment"
 
 
