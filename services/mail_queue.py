@@ -78,23 +78,14 @@ class MailQueue:
             )
 
     def give_up_older_than(self, age: timedelta) -> list[Notification]:
-        """Mark unsent rows written more than `age` ago (and held by nobody) given up; returns them."""
+        """Mark unsent rows written more than `age` ago (and held by nobody) given up; returns them.
+        One conditional UPDATE, so a row a sender claims meanwhile is either sent or given up, never
+        both (a select-then-write would give up a row claimed between the two on PostgreSQL)."""
         now = utcnow()
-        cutoff = now - age
+        conditions = [*_unsent(), _free(now), col(Notification.created_at) < now - age]
         with transaction(self._engine) as session:
-            stale = list(
-                session.exec(
-                    select(Notification).where(
-                        *_unsent(),  # type: ignore[arg-type]
-                        _free(now),  # type: ignore[arg-type]
-                        col(Notification.created_at) < cutoff,
-                    )
-                ).all()
-            )
-            for row in stale:
-                row.given_up_at = now
-                session.add(row)
-            return stale
+            session.execute(update(Notification).where(*conditions).values(given_up_at=now))  # type: ignore[arg-type]
+            return list(session.exec(select(Notification).where(col(Notification.given_up_at) == now)).all())
 
     def pending(self, *, given_up: bool = False) -> list[Notification]:
         """Unsent mail, oldest first: waiting to be sent, or (given_up=True) the mail given up on."""
