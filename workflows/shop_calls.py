@@ -12,10 +12,10 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.channels import ChannelActivities
+    from activities.channels import SHOP_REFUSED, ChannelActivities
     from domain.effects import (
         SHOP_CALL_ATTEMPTS,
         CancelOnShop,
@@ -90,6 +90,7 @@ class ShopCalls:
             request,
             f"tell shop {self.shop_id} the parcel from {where} shipped",
             "shop_fulfilled",
+            by_hand=f"mark order {order.channel_order_id} fulfilled with {carrier} {tracking_number}",
         )
 
     def cancel(self, reason: str, refund_id: str | None) -> None:
@@ -110,6 +111,8 @@ class ShopCalls:
             ),
             f"cancel the order on shop {self.shop_id}",
             "shop_cancelled",
+            by_hand=f"cancel order {self._state.order.channel_order_id}"
+            + (" and refund the buyer" if payment is not None and not by_stripe else ""),
         )
         if payment is not None and by_stripe and refund_id is not None:
             money = f"{payment.amount} {payment.currency}"
@@ -125,17 +128,24 @@ class ShopCalls:
                 ),
                 f"refund {money} through Stripe",
                 "refund_sent",
-                if_failed=(
+                advice=(
                     f"Refund {money} by hand in Stripe's dashboard (payment {payment.payment_id}), then "
                     "record it on the order with the note action: orderflow's refund record stays failed"
                 ),
             )
 
     def _start(
-        self, method: object, request: object, summary: str, done_kind: str, *, if_failed: str = ""
+        self,
+        method: object,
+        request: object,
+        summary: str,
+        done_kind: str,
+        *,
+        by_hand: str = "update it",
+        advice: str = "",
     ) -> None:
-        """Run the call beside the order; `if_failed`: what to do by hand when it fails for good
-        (by default: fix the shop and update the store)."""
+        """Run the call beside the order. When it fails for good the timeline says what to do: `advice`,
+        or fix the shop and then do `by_hand` on the store."""
         state = self._state
         began = workflow.now()
         number = len(self._tasks)
@@ -155,13 +165,19 @@ class ShopCalls:
                 self._running.pop(number, None)
                 cause = err.cause or err
                 after = duration(workflow.now() - began)
-                advice = if_failed or (
-                    "The order carries on; the store's copy is behind: fix the shop (GET /shops says "
-                    "why) and update the store by hand"
+                refused = isinstance(cause, ApplicationError) and cause.type == SHOP_REFUSED
+                fix = (
+                    f"fix the shop (GET /shops/{self.shop_id} says why; PUT /shops/{self.shop_id} with "
+                    "new credentials), then"
+                    if refused
+                    else "once the store answers again,"
+                )
+                todo = advice or (
+                    f"The order carries on; the store's copy is behind: {fix} {by_hand} on the store by hand"
                 )
                 state.record(
                     "shop_call_failed",
-                    f"{summary} failed ({failure_reason(cause)}; gave up after {after}). {advice}",
+                    f"{summary} failed ({failure_reason(cause)}; gave up after {after}). {todo}",
                 )
                 return
             self._running.pop(number, None)

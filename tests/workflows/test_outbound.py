@@ -191,7 +191,10 @@ async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_c
     assert view.status == OrderStatus.SHIPPED
     (failed,) = kinds(view, "shop_call_failed")
     assert "credentials are wrong or were revoked" in failed
-    assert "update the store by hand" in failed
+    assert failed.endswith(
+        "fix the shop (GET /shops/acme-shopify says why; PUT /shops/acme-shopify with new credentials), "
+        "then mark order 1002 fulfilled with DHL DHL-B-0001 on the store by hand"
+    )
     shop = world.shops.get(SHOP)
     assert shop is not None
     assert not shop.healthy
@@ -215,6 +218,9 @@ async def test_a_store_down_for_hours_is_given_up_on_the_timeline_and_the_order_
     (failed,) = kinds(view, "shop_call_failed")
     assert "HTTP 500" in failed
     assert "gave up after 5 h" in failed
+    assert failed.endswith(
+        "once the store answers again, mark order 1007 fulfilled with DHL DHL-DOWN-001 on the store by hand"
+    )
     assert view.status == OrderStatus.SHIPPED
     assert remote.fulfilments == []
     assert world.shopify.journal.count("POST") == 20  # one read per attempt, never a write
