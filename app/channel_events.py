@@ -385,7 +385,14 @@ class Inbound:
             if order.status is ChannelStatus.PAID:
                 reason = await self._pay_in_full(order_id, order.shop_id, coid, title)
             elif order.status is ChannelStatus.PAYMENT_FAILED:
-                await self._note(order_id, title.lower(), f"a payment for {title} order {coid} failed")
+                # The store re-sends the same update under new delivery ids: one note per store update.
+                at = order.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+                text = f"a payment for {title} order {coid} failed (the store's update of {at})"
+                if any(text in item.detail for item in answer.view.timeline):
+                    return Outcome(
+                        InboxStatus.DUPLICATE, "this failed payment is noted already", order_id, coid
+                    )
+                await self._note(order_id, title.lower(), text)
                 reason = "payment failed on the store: noted, the order still waits for payment"
             outcome = Outcome(InboxStatus.APPLIED, reason, order_id, coid)
         if outcome.status is InboxStatus.APPLIED:

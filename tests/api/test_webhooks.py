@@ -413,6 +413,58 @@ async def test_woocommerce_processing_order_is_placed_and_paid(stack: Stack) -> 
     assert order["shipping_address"]["city"] == "Berlin"
 
 
+WOO_PENDING = {"status": "pending", "date_paid": None, "date_paid_gmt": None}
+
+
+async def test_shopify_orders_updated_to_paid_pays_the_order(stack: Stack) -> None:
+    assert (await stack.shopify("orders/create", shopify_order(), "d-1")).json()["status"] == "applied"
+    paid = shopify_order(financial_status="paid", updated_at="2026-03-04T09:30:00-05:00")
+    answer = await stack.shopify("orders/updated", paid, "d-2")
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] in ("paid", "stock_locked")
+    assert order["payment"]["payment_id"] == f"mugs:{SHOPIFY_ORDER}"
+
+
+async def test_woocommerce_on_hold_waits_for_payment(stack: Stack) -> None:
+    on_hold = woo_order(**{**WOO_PENDING, "status": "on-hold"})
+    assert (await stack.woo("order.created", on_hold, "w-1")).json()["status"] == "applied"
+    order = await stack.order()
+    assert order["status"] == "pending_payment"
+    assert order["payment"] is None
+
+
+async def test_woocommerce_updated_to_cancelled_cancels_the_order(stack: Stack) -> None:
+    assert (await stack.woo("order.created", woo_order(**WOO_PENDING), "w-1")).json()["status"] == "applied"
+    cancelled = woo_order(**{**WOO_PENDING, "status": "cancelled"}, date_modified_gmt="2026-03-22T18:00:00")
+    answer = await stack.woo("order.updated", cancelled, "w-2")
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] == "cancelled"
+    assert "WooCommerce" in order["cancel_reason"]
+
+
+async def test_woocommerce_order_deleted_cancels_the_order(stack: Stack) -> None:
+    assert (await stack.woo("order.created", woo_order(**WOO_PENDING), "w-1")).json()["status"] == "applied"
+    deleted = (PAYLOADS / "woocommerce" / "order_deleted.json").read_bytes()
+    answer = await stack.woo("order.deleted", deleted, "w-2")
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["status"] == "cancelled"
+    assert "deleted on WooCommerce" in order["cancel_reason"]
+
+
+async def test_a_woocommerce_failed_payment_sent_again_is_noted_once(stack: Stack) -> None:
+    assert (await stack.woo("order.created", woo_order(**WOO_PENDING), "w-1")).json()["status"] == "applied"
+    failed = woo_order(**{**WOO_PENDING, "status": "failed"}, date_modified_gmt="2026-03-22T18:00:00")
+    assert (await stack.woo("order.updated", failed, "w-2")).json()["status"] == "applied"
+    again = await stack.woo("order.updated", failed, "w-3")  # the store re-sends it under a new id
+    assert again.json()["status"] == "duplicate", again.text
+    order = await stack.order()
+    assert order["status"] == "pending_payment"
+    assert sum("failed (the store's update" in e["detail"] for e in order["timeline"]) == 1
+
+
 async def test_stripe_payment_pays_the_order_its_metadata_names_exactly(stack: Stack) -> None:
     pending = woo_order(status="pending", date_paid=None, date_paid_gmt=None)
     placed = await stack.hook(
