@@ -52,8 +52,8 @@ T = TypeVar("T")
 # settles them later).
 REFUND_STATUS = {"succeeded": "succeeded", "failed": "failed", "canceled": "failed"}
 # Stock changes are read from a little before the last one pushed: a change whose transaction
-# committed late (its updated_at older than one already seen) is still found. Pushing the same
-# figure again writes nothing (both clients look before they write).
+# committed late (its updated_at older than one already seen) is still found. The SKUs read again
+# that way keep the figure last pushed (StockSweep.figures): an unchanged one is not sent again.
 LOOKBACK = timedelta(seconds=5)
 # An unhealthy shop is tried again once it was changed (PUT /shops, e.g. a new token) or after this.
 RECHECK_UNHEALTHY = timedelta(hours=1)
@@ -174,7 +174,7 @@ class ChannelActivities:
         the figure it has now (so a burst of changes between rounds is one push). A shop that refuses
         for good is marked unhealthy and keeps its cursor: its pending pushes resume once it is fixed."""
         now = utcnow()
-        cursors = dict(sweep.cursors)
+        cursors, figures = dict(sweep.cursors), dict(sweep.figures)
         total, notes = 0, []
         sellable: dict[str, int] | None = None
         for shop in await asyncio.to_thread(self._shops.all):
@@ -182,35 +182,48 @@ class ChannelActivities:
             changed = await asyncio.to_thread(self._inventory.changed_since, since - LOOKBACK)
             if not changed or not _due(shop, now):
                 continue
-            store = await self._store(shop.shop_id)
-            if isinstance(store, str):  # nothing to call: the changes are not kept for it
-                cursors[shop.shop_id] = max(since, *changed.values())
-                continue
             if sellable is None:
                 sellable = await asyncio.to_thread(self._inventory.sellable)
-            pushed, said, done = await self._push_changes(store, changed, sellable)
-            total += pushed
-            notes += said
+            listed = dict(figures.get(shop.shop_id, {}))
+            wanted = {sku: max(0, sellable.get(sku, 0) - shop.stock_buffer) for sku in changed}
+            due = {sku: quantity for sku, quantity in wanted.items() if listed.get(sku) != quantity}
+            done = True
+            if due:  # otherwise only changes pushed already were read again: nothing to call
+                store = await self._store(shop.shop_id)
+                if isinstance(store, str):  # nothing to call: the changes are not kept for it
+                    cursors[shop.shop_id] = max(since, *changed.values())
+                    continue
+                pushed, said, done = await self._push_changes(store, due, listed)
+                total += pushed
+                notes += said
+            cursor = max(since, *changed.values()) if done else since
             if done:
-                cursors[shop.shop_id] = max(since, *changed.values())
-        return StockSwept(cursors=cursors, pushed=total, notes=notes)
+                cursors[shop.shop_id] = cursor
+            # Only the SKUs the next round reads again need their figure kept.
+            figures[shop.shop_id] = {
+                sku: quantity
+                for sku, quantity in listed.items()
+                if sku in changed and changed[sku] > cursor - LOOKBACK
+            }
+        return StockSwept(cursors=cursors, pushed=total, notes=notes, figures=figures)
 
     async def _push_changes(
-        self, store: _Store, changed: dict[str, datetime], sellable: dict[str, int]
+        self, store: _Store, due: dict[str, int], listed: dict[str, int]
     ) -> tuple[int, list[str], bool]:
-        """(SKUs written, notes, whether every change was dealt with)."""
+        """Send each SKU's quantity; `listed` learns what the shop lists now (or that it does not list
+        the SKU: the same figure is not tried again). (SKUs written, notes, whether all were dealt with.)"""
         shop = store.shop
         pushed, notes = 0, []
         try:
-            for sku in sorted(changed):
+            for sku, quantity in sorted(due.items()):
                 activity.heartbeat(shop.shop_id, sku)
-                quantity = max(0, sellable.get(sku, 0) - shop.stock_buffer)
                 try:
                     pushed += await _set(store, sku, quantity)
                 except PermanentError as error:
                     if error.status is not None:
                         raise  # the shop itself refuses (401, 403, 404): not this SKU's fault
                     notes.append(f"{shop.shop_id}: {sku} not pushed: {error}")
+                listed[sku] = quantity
         except PermanentError as error:
             reason = f"push stock: {error}"
             await asyncio.to_thread(self._shops.record_failure, shop.shop_id, reason)
@@ -222,7 +235,7 @@ class ChannelActivities:
             await store.client.aclose()
         if not shop.healthy:
             await asyncio.to_thread(self._shops.record_success, shop.shop_id)
-        log.info("stock_pushed", shop_id=shop.shop_id, skus=len(changed), written=pushed)
+        log.info("stock_pushed", shop_id=shop.shop_id, skus=len(due), written=pushed)
         return pushed, notes, True
 
     async def _store(self, shop_id: str) -> _Store | str:

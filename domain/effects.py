@@ -211,6 +211,9 @@ class StockSweep(Model):
 
     cursors: dict[str, datetime] = Field(default_factory=dict)
     every: timedelta = timedelta(seconds=30)  # changes within this window are pushed once
+    # Per shop, the figure last pushed for each SKU the next round reads again (changed just before
+    # the cursor): an unchanged figure is not sent again, so an idle shop is not called every round.
+    figures: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class StockSwept(Model):
@@ -219,3 +222,4 @@ class StockSwept(Model):
     cursors: dict[str, datetime]
     pushed: int = 0
     notes: list[str] = Field(default_factory=list)
+    figures: dict[str, dict[str, int]] = Field(default_factory=dict)

@@ -3,8 +3,8 @@
 Every worker start-up starts it unless it runs (like the mail dispatcher). It loops: one round (an
 activity that sends each shop, once, every SKU whose stock changed since that shop's cursor, with
 max(0, sellable - the shop's stock buffer)), then waits `every` (30 s): changes within that window
-are one push with the final figure. A shop that refuses keeps its cursor, so its pending pushes
-resume once it is fixed. A failed round never fails the sync. It continues as new when Temporal
+are one push with the final figure; a figure already pushed is not sent again. A shop that refuses
+keeps its cursor, so its pending pushes resume once it is fixed. A failed round never fails the sync. It continues as new when Temporal
 suggests it, carrying the cursors.
 """
 
@@ -36,6 +36,7 @@ class StockSyncWorkflow:
     @workflow.init
     def __init__(self, start: StockSweep) -> None:
         self._cursors: dict[str, datetime] = dict(start.cursors)
+        self._figures: dict[str, dict[str, int]] = dict(start.figures)
         self.pushed = 0
         self.last_notes: list[str] = []
 
@@ -53,13 +54,13 @@ class StockSyncWorkflow:
                 break
             await workflow.sleep(start.every, summary="gather stock changes to push together")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        workflow.continue_as_new(StockSweep(cursors=self._cursors, every=start.every))
+        workflow.continue_as_new(StockSweep(cursors=self._cursors, every=start.every, figures=self._figures))
 
     async def _round(self, every: timedelta) -> None:
         try:
             swept = await workflow.execute_activity_method(
                 ChannelActivities.push_stock_changes,
-                StockSweep(cursors=self._cursors, every=every),
+                StockSweep(cursors=self._cursors, every=every, figures=self._figures),
                 start_to_close_timeout=ROUND_TIMEOUT,
                 heartbeat_timeout=ROUND_HEARTBEAT,
                 retry_policy=ROUND_RETRY,
@@ -70,6 +71,7 @@ class StockSyncWorkflow:
             workflow.set_current_details(f"The last round failed: {err.cause or err}. Tried again shortly.")
             return
         self._cursors = dict(swept.cursors)
+        self._figures = dict(swept.figures)
         self.pushed += swept.pushed
         self.last_notes = list(swept.notes)
         said = "; ".join(swept.notes) or "every shop is up to date"

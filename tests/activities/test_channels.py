@@ -68,7 +68,7 @@ def connect_woo(stores: Stores, buffer: int = 0) -> None:
 
 async def sweep(stores: Stores, previous: StockSwept | None = None) -> StockSwept:
     """One stock push round, from where the previous one left off."""
-    start = StockSweep(cursors=previous.cursors if previous else {})
+    start = StockSweep(cursors=previous.cursors, figures=previous.figures) if previous else StockSweep()
     return await ActivityEnvironment().run(stores.acts.push_stock_changes, start)
 
 
@@ -219,3 +219,24 @@ async def test_a_woocommerce_order_refunded_on_the_store_is_not_overwritten_to_c
     assert call.detail == "was cancelled or refunded on the store already: left as it is"
     assert stores.woo.orders[4713]["status"] == "refunded"
     assert stores.woo.journal.count("PUT") == 0
+
+
+async def test_rounds_without_a_stock_change_do_not_call_the_shops(stores: Stores) -> None:
+    connect_shopify(stores, stores.shopify.token)
+    connect_woo(stores)
+    stores.inventory.set_on_hand("WH-A", "LAMP-1", 7)
+    swept = await sweep(stores)
+    assert stores.shopify.stock[(ITEM, LOCATION)] == 7
+    assert stores.woo.products[7]["stock_quantity"] == 7
+    calls = len(stores.shopify.journal.received), len(stores.woo.journal.received)
+
+    for _ in range(3):  # the change is still within the look-back window: read again, not sent again
+        swept = await sweep(stores, swept)
+        assert swept.pushed == 0
+    assert (len(stores.shopify.journal.received), len(stores.woo.journal.received)) == calls
+
+    stores.inventory.set_on_hand("WH-A", "LAMP-1", 5)  # a new figure goes out at once
+    changed = await sweep(stores, swept)
+    assert changed.pushed == 2
+    assert stores.shopify.stock[(ITEM, LOCATION)] == 5
+    assert stores.woo.products[7]["stock_quantity"] == 5

@@ -354,7 +354,9 @@ async def test_a_burst_of_ten_stock_changes_is_one_push_with_the_final_figure(wo
 
         await world.env.sleep(timedelta(seconds=31))
         await eventually(lambda: world.shopify.stock[(item, location)] == 20 or None, tries=200)
-        await world.env.sleep(timedelta(minutes=2))  # later rounds find nothing new to write
+        calls = len(world.shopify.journal.received)
+        await world.env.sleep(timedelta(minutes=2))  # later rounds find nothing new: no call at all
+        assert len(world.shopify.journal.received) == calls
         sets = [r for r in world.shopify.journal.received if b"mutation InventorySet" in r.body]
         assert len(sets) == 2  # one per round: the fixture's figure, then the burst's last
         assert world.shopify.stock[(item, location)] == 20
