@@ -202,7 +202,7 @@ class Inbound:
         except TimeoutError:
             log.info("webhook_applying_after_answer", inbox_id=entry.id, source=entry.source)
             reason = "being applied: the order service is slow to answer; it completes without a redelivery"
-            return entry.model_copy(update={"reason": reason})
+            return entry.model_copy(update={"status": InboxStatus.APPLYING, "reason": reason})
 
     async def drain(self) -> None:
         """Let deliveries still being applied finish (API shutdown)."""
@@ -279,11 +279,14 @@ class Inbound:
     async def apply(self, inbox_id: int) -> InboxEntry:
         """Apply a stored delivery once; its outcome is written on its row. Temporal not answering in
         time leaves it `received` for the sweeper."""
+        if not await run_in_threadpool(self._inbox.claim, inbox_id):
+            # Applied, or being applied by the request or the sweeper right now: one applies it.
+            current = await run_in_threadpool(self._inbox.get, inbox_id)
+            if current is None:
+                raise DeliveryNotFound(inbox_id)
+            return current.entry
         stored = await run_in_threadpool(self._inbox.get, inbox_id)
-        if stored is None:
-            raise DeliveryNotFound(inbox_id)
-        if stored.entry.status is not InboxStatus.RECEIVED:
-            return stored.entry
+        assert stored is not None  # claimed just now; rows are never deleted
         entry = stored.entry
         try:
             outcome = await self._apply(entry, stored.body.encode())

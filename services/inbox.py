@@ -4,10 +4,11 @@ store's `updated_at` last applied per channel order, and the deliveries each sho
 from __future__ import annotations
 
 import builtins
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, and_, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -16,10 +17,16 @@ from services.db import transaction
 from services.tables import ChannelOrderMark, InboxRow, OrderKey, Refund, Shop, WebhookRejection, utcnow
 
 REASON_MAX = 500  # inbox.reason, webhook_rejections.last_reason
+# How long a claim holds a row. Applying one delivery is bounded by the order service's answer (seconds);
+# past this its holder is taken to have crashed and the sweeper may apply it again.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 class InboxStatus(StrEnum):
     RECEIVED = "received"  # stored, not applied yet (the sweeper retries it)
+    APPLYING = (
+        "applying"  # claimed by the request or the sweeper (applied_at: when; lapses after CLAIM_LEASE)
+    )
     APPLIED = "applied"  # handed to the order (or the shop) it is about
     DUPLICATE = "duplicate"  # changed nothing: the same change was applied already
     STALE = "stale"  # older than the store's updated_at already applied: changed nothing
@@ -63,6 +70,17 @@ class Rejections(Model):
 def _aware(moment: datetime) -> datetime:
     """SQLite hands timestamps back without their zone: they were written in UTC."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _claimable(now: datetime) -> Any:
+    """`received`, or `applying` by a claim older than CLAIM_LEASE."""
+    return or_(
+        col(InboxRow.status) == InboxStatus.RECEIVED.value,
+        and_(
+            col(InboxRow.status) == InboxStatus.APPLYING.value,
+            col(InboxRow.applied_at) < now - CLAIM_LEASE,
+        ),
+    )
 
 
 def _entry(row: InboxRow) -> InboxEntry:
@@ -153,8 +171,19 @@ class InboxService:
             row.attempts += 1
             row.order_id = order_id or row.order_id
             row.channel_order_id = channel_order_id or row.channel_order_id
-            if status is not InboxStatus.RECEIVED:
-                row.applied_at = now or utcnow()
+            row.applied_at = None if status is InboxStatus.RECEIVED else now or utcnow()
+
+    def claim(self, inbox_id: int, now: datetime | None = None) -> bool:
+        """Take a `received` row (or one whose claim lapsed) to apply it: a conditional UPDATE, so of the
+        request and the sweeper racing on either database one applies it. False: someone else has it."""
+        moment = now or utcnow()
+        with transaction(self._engine) as session:
+            changed = session.execute(
+                update(InboxRow)
+                .where(col(InboxRow.id) == inbox_id, _claimable(moment))
+                .values(status=InboxStatus.APPLYING.value, applied_at=moment)
+            )
+            return bool(getattr(changed, "rowcount", 0))
 
     def reopen(self, inbox_id: int) -> bool:
         """A failed delivery back to `received` for a replay; False when it is not failed."""
@@ -166,16 +195,17 @@ class InboxService:
             )
             return bool(getattr(changed, "rowcount", 0))
 
-    def unapplied(self, received_before: datetime, limit: int = 100) -> builtins.list[int]:
-        """Deliveries still `received` that arrived before `received_before`, oldest first."""
+    def unapplied(
+        self, received_before: datetime, limit: int = 100, now: datetime | None = None
+    ) -> builtins.list[int]:
+        """Deliveries still `received` that arrived before `received_before`, and those whose claim lapsed
+        (their holder crashed), oldest first. Failed ones wait for an operator's replay."""
         with Session(self._engine) as session:
             return [
                 inbox_id
                 for inbox_id in session.exec(
                     select(InboxRow.id)
-                    .where(
-                        InboxRow.status == InboxStatus.RECEIVED.value, InboxRow.received_at < received_before
-                    )
+                    .where(col(InboxRow.received_at) < received_before, _claimable(now or utcnow()))
                     .order_by(col(InboxRow.received_at), col(InboxRow.id))
                     .limit(limit)
                 ).all()

@@ -3,11 +3,12 @@ refused signatures counted per shop, and what the sweeper picks up."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from services.inbox import InboxService, InboxStatus
+from services.inbox import CLAIM_LEASE, InboxService, InboxStatus
 
 T0 = datetime(2026, 3, 4, 12, 0, tzinfo=UTC)
 
@@ -83,3 +84,34 @@ def test_refused_signatures_are_counted_per_shop_with_the_last_time(engine: Engi
     assert (rejected.count, rejected.last_reason) == (2, "does not match")
     assert rejected.last_at == T0 + timedelta(minutes=1)
     assert inbox.rejections("teas") == []
+
+
+def test_of_several_claims_at_once_one_applies_the_delivery(engine: Engine) -> None:
+    inbox = InboxService(engine)
+    inbox_id, _ = store(inbox, "d-1")
+    with ThreadPoolExecutor(max_workers=5) as pool:  # the request and the sweeper, racing
+        claims = list(pool.map(lambda _: inbox.claim(inbox_id, T0), range(5)))
+    assert claims.count(True) == 1
+    stored = inbox.get(inbox_id)
+    assert stored is not None
+    assert stored.entry.status is InboxStatus.APPLYING
+    assert inbox.unapplied(T0 + timedelta(minutes=1), now=T0 + timedelta(minutes=1)) == []
+
+
+def test_a_claim_whose_holder_crashed_lapses_and_the_sweeper_takes_the_row(engine: Engine) -> None:
+    inbox = InboxService(engine)
+    inbox_id, _ = store(inbox, "d-1")
+    assert inbox.claim(inbox_id, T0)
+    later = T0 + CLAIM_LEASE + timedelta(seconds=1)
+    assert not inbox.claim(inbox_id, T0 + timedelta(minutes=1))  # still held
+    assert inbox.unapplied(later, now=later) == [inbox_id]
+    assert inbox.claim(inbox_id, later)
+
+
+def test_a_failed_delivery_waits_for_a_replay_not_the_sweeper(engine: Engine) -> None:
+    inbox = InboxService(engine)
+    failed, _ = store(inbox, "d-failed", T0 - timedelta(minutes=5))
+    waiting, _ = store(inbox, "d-waiting", T0 - timedelta(minutes=4))
+    inbox.finish(failed, InboxStatus.FAILED, "body: cannot be read")
+    assert inbox.unapplied(T0) == [waiting]
+    assert not inbox.claim(failed, T0)
