@@ -386,7 +386,7 @@ class Inbound:
             order_id = answer.view.order_id
             reason = None if answer.created else "the order was placed already"
             if order.status is ChannelStatus.PAID:
-                reason = await self._pay_in_full(order_id, order.shop_id, coid, title)
+                reason = await self._pay_in_full(order_id, order, title)
             elif order.status is ChannelStatus.PAYMENT_FAILED:
                 # The store re-sends the same update under new delivery ids: one note per store update.
                 at = order.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -402,16 +402,19 @@ class Inbound:
             await run_in_threadpool(self._inbox.advance, order.shop_id, coid, order.updated_at)
         return outcome
 
-    async def _pay_in_full(self, order_id: str, shop_id: str, coid: str, title: str) -> str | None:
-        """Pay the order its total once: the payment id is the shop's channel order's, so repeats are one."""
+    async def _pay_in_full(self, order_id: str, order: ChannelOrder, title: str) -> str | None:
+        """Pay the order its total once: the payment id is the shop's channel order's, so repeats are one;
+        when the store took the money through Stripe it is the PaymentIntent (a cancel refunds it there,
+        and Stripe's own payment_intent.succeeded is then the same payment)."""
         view = (await self._gateway.get(order_id)).view
         if view.payment is not None:
             return "the order was paid already"
+        if order.stripe_payment_intent_id is not None:
+            payment_id, method = order.stripe_payment_intent_id, STRIPE_METHOD
+        else:
+            payment_id, method = channel_payment_id(order.shop_id, order.channel_order_id), title
         payment = ConfirmPayment(
-            payment_id=channel_payment_id(shop_id, coid),
-            amount=view.total,
-            currency=view.currency,
-            method=title,
+            payment_id=payment_id, amount=view.total, currency=view.currency, method=method
         )
         await self._gateway.pay(order_id, payment)
         return None

@@ -140,6 +140,8 @@ class ChannelOrder(Model):
     address: ChannelAddress | None  # None: nothing to ship (digital goods) or not given yet
     lines: tuple[ChannelLine, ...]
     money: ChannelMoney
+    # The store took the money through Stripe: its PaymentIntent, so a refund goes back through Stripe.
+    stripe_payment_intent_id: ChannelId | None = None
 
 
 class ChannelPaid(Model):

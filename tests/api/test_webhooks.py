@@ -492,7 +492,7 @@ async def test_two_woocommerce_shops_with_the_same_order_number_are_both_paid(st
         "credentials": {"consumer_key": "ck_2", "consumer_secret": "cs_2", "webhook_secret": WOO_SECRET},
     }
     assert (await stack.api.put("/shops/woo-hamburg", json=hamburg)).status_code == 200
-    body = woo_order()  # order #727 in both shops
+    body = woo_order(meta_data=[])  # order #727 in both shops, paid by a gateway other than Stripe
     assert (await stack.woo("order.created", body, "w-1")).json()["status"] == "applied"
     answer = await stack.woo("order.created", body, "w-2", shop="woo-hamburg")
     assert answer.json()["status"] == "applied", answer.text
@@ -504,10 +504,28 @@ async def test_two_woocommerce_shops_with_the_same_order_number_are_both_paid(st
     assert payments == ["woo-berlin:727", "woo-hamburg:727"]
 
 
+async def test_a_woocommerce_order_paid_through_stripe_is_paid_by_its_payment_intent(stack: Stack) -> None:
+    # The store's Stripe gateway names the PaymentIntent in meta _stripe_intent_id: a cancel refunds it
+    # through Stripe, and Stripe's own event for it is the same payment.
+    assert (await stack.woo("order.created", woo_order(), "w-1")).json()["status"] == "applied"
+    order = await stack.order()
+    assert (order["payment"]["payment_id"], order["payment"]["method"]) == (
+        "pi_3MtwBwLkdIwHu7ix28a3tqPa",
+        "Stripe",
+    )
+    answer = await stack.stripe(STRIPE_PAID)
+    assert answer.json()["status"] == "applied", answer.text
+    order = await stack.order()
+    assert order["payment"]["payment_id"] == "pi_3MtwBwLkdIwHu7ix28a3tqPa"
+    assert [e["kind"] for e in order["timeline"]].count("paid") == 1
+    assert (await stack.deliveries(status="failed"))["deliveries"] == []
+
+
 async def test_a_stripe_payment_for_an_order_the_store_reported_paid_is_the_same_payment(
     stack: Stack,
 ) -> None:
-    assert (await stack.woo("order.created", woo_order(), "w-1")).json()["status"] == "applied"
+    # The store said `processing` without naming the PaymentIntent: the Stripe event is the same money.
+    assert (await stack.woo("order.created", woo_order(meta_data=[]), "w-1")).json()["status"] == "applied"
     answer = await stack.stripe(STRIPE_PAID)
     assert answer.status_code == 200, answer.text
     assert answer.json()["status"] == "duplicate", answer.text

@@ -121,7 +121,16 @@ def read_order(data: dict[str, Any], shop_id: str, status: ChannelStatus) -> Cha
             ),
             total=amount(need(data, "total"), "total"),
         ),
+        stripe_payment_intent_id=_stripe_intent(data),
     )
+
+
+def _stripe_intent(data: dict[str, Any]) -> str | None:
+    """The WooCommerce Stripe gateway keeps the order's PaymentIntent in meta `_stripe_intent_id`."""
+    for meta in data.get("meta_data") or []:
+        if isinstance(meta, dict) and meta.get("key") == "_stripe_intent_id" and meta.get("value"):
+            return text(meta["value"])
+    return None
 
 
 def _name(part: dict[str, Any]) -> str:
