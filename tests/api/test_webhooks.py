@@ -605,7 +605,8 @@ async def sweep_until_done(stack: Stack, inbox_id: int) -> dict[str, Any]:
             await asyncio.sleep(0.2)
     finally:
         await stack.client.get_workflow_handle(inbox_sweeper_id(stack.settings.task_queue)).terminate()
-    [entry] = [d for d in (await stack.deliveries())["deliveries"] if d["id"] == inbox_id]
+    entries: list[dict[str, Any]] = (await stack.deliveries())["deliveries"]
+    [entry] = [d for d in entries if d["id"] == inbox_id]
     return entry
 
 
