@@ -272,6 +272,7 @@ NOT_IN_A_BOUNDED_COLUMN: dict[str, str] = {
     "ActionParams.text": "audit_log.params (JSON), order_events.detail (text)",
     "ActionParams.customer_message": "audit_log.params (JSON), notifications.body_text (text)",
     "CancelOrder.customer_message": "orders.view (JSON), notifications.body_text (text)",
+    "CancelOrder.origin": "decides whether the shop is told; kept in the workflow's history only",
     "BatchActionRequest.order_ids[]": "finds the orders",
     "path order_id": "finds the order",
     "path account_id": "finds the shop by shops.stripe_account_id; the delivery is filed under its shop_id",
@@ -416,6 +417,8 @@ def workflow_strings() -> tuple[list[str], list[str]]:
                     calls[names[func.attr]].append(node.args[0])
                 elif func.attr == "run" and ast.unparse(func.value).endswith("_steps"):
                     calls["_step"].append(node.args[0])
+                elif func.attr == "_start" and len(node.args) >= 4:  # ShopCalls._start(..., done_kind)
+                    calls["_record"].append(node.args[3])
             elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 reason = ("_exception_reason", "exception_reason")
@@ -431,8 +434,8 @@ def workflow_strings() -> tuple[list[str], list[str]]:
                 continue
             if isinstance(node, ast.Attribute) and node.attr == "exception_reason":
                 continue  # restored from saved state (continue-as-new): written by the sources here
-            if isinstance(node, ast.Name) and node.id == "reason":
-                continue  # inside LiveOrder.to_exception(reason): its callers' values are read above
+            if isinstance(node, ast.Name) and node.id in ("reason", "done_kind"):
+                continue  # a parameter (to_exception, ShopCalls._start): its callers' values are read
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 out.append(node.value)
                 continue
