@@ -105,6 +105,7 @@ def build_worker(
         sweep += [
             channels.create_fulfilment,
             channels.cancel_on_shop,
+            channels.shop_fixed,
             channels.refund_payment,
             channels.push_stock,
             channels.push_stock_changes,

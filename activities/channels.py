@@ -26,6 +26,7 @@ from domain.effects import (
     PushStock,
     RefundPayment,
     ShopCall,
+    ShopCheck,
     StockSweep,
     StockSwept,
 )
@@ -44,6 +45,7 @@ from services.tables import utcnow
 log = structlog.get_logger(__name__)
 
 SHOP_REFUSED = "ShopRefused"  # the store refused for good: the shop is marked unhealthy
+SHOP_NOT_FIXED = "ShopNotFixed"  # shop_fixed: not yet, ask again later
 STRIPE_REFUSED = "StripeRefused"
 STRIPE_UNAVAILABLE = "StripeUnavailable"  # Stripe kept failing until the last attempt
 T = TypeVar("T")
@@ -129,6 +131,21 @@ class ChannelActivities:
         if not outcome.created:
             return ShopCall(done=True, detail="was cancelled or refunded on the store already: left as it is")
         return ShopCall(done=True, detail="cancelled")
+
+    @activity.defn
+    async def shop_fixed(self, request: ShopCheck) -> ShopCall:
+        """Done once the shop that refused a call is healthy again (its next call succeeded) or was
+        changed since it failed (PUT /shops, e.g. a new token). Not yet: a retryable failure, so the
+        order asks again through its retry policy, adding nothing to its history meanwhile."""
+        shop = await asyncio.to_thread(self._shops.get, request.shop_id)
+        if shop is None:
+            return ShopCall(done=False, detail=f"no shop {request.shop_id}")
+        failed_at = shop.last_error_at
+        if shop.healthy or failed_at is None:
+            return ShopCall(done=True, detail="healthy again")
+        if shop.updated_at > failed_at:
+            return ShopCall(done=True, detail="changed since it failed")
+        raise ApplicationError(f"shop {request.shop_id} is still unhealthy", type=SHOP_NOT_FIXED)
 
     @activity.defn
     async def refund_payment(self, request: RefundPayment) -> ShopCall:

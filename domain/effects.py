@@ -190,6 +190,12 @@ class RefundPayment(Model):
     currency: str
 
 
+class ShopCheck(Model):
+    """Is the shop fixed since it refused a call (healthy again, or changed with PUT /shops since)?"""
+
+    shop_id: str
+
+
 class PushStock(Model):
     """Set what the shop lists for `sku` to max(0, sellable - the shop's stock buffer)."""
 

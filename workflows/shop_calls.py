@@ -8,7 +8,7 @@ fails for good, or past its attempts, goes on the timeline with what to do, and 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         CreateFulfilment,
         RefundPayment,
         ShopCall,
+        ShopCheck,
         ShopLine,
         tracking_url,
     )
@@ -37,6 +38,13 @@ SHOP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     maximum_interval=timedelta(minutes=30),
     maximum_attempts=SHOP_CALL_ATTEMPTS,
+)
+# A refused call (the shop marked unhealthy) waits for the fix: the shop is looked at every
+# RESEND_EVERY (through the activity's retries, so the order's history does not grow) for RESEND_FOR.
+RESEND_EVERY = timedelta(minutes=5)
+RESEND_FOR = timedelta(days=3)
+WAIT_FOR_FIX = RetryPolicy(
+    initial_interval=RESEND_EVERY, backoff_coefficient=1.0, maximum_interval=RESEND_EVERY
 )
 STRIPE_PAYMENT = "Stripe"  # ConfirmPayment.method of payments Stripe took (app/channel_events.py)
 
@@ -153,19 +161,34 @@ class ShopCalls:
 
         async def call() -> None:
             try:
-                result: ShopCall = await workflow.execute_activity_method(
-                    method,  # type: ignore[call-overload]
-                    request,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=SHOP_RETRY,
-                    summary=summary,
-                    priority=self._priority,
-                )
+                result = await self._call(method, request, summary)
             except ActivityError as err:
-                self._running.pop(number, None)
                 cause = err.cause or err
+                refused = _refused(cause)
                 after = duration(workflow.now() - began)
-                refused = isinstance(cause, ApplicationError) and cause.type == SHOP_REFUSED
+                failed = f"{summary} failed ({failure_reason(cause)}; gave up after {after})."
+                # A refused call waits for the shop to be fixed, then goes out by itself; orders refused
+                # before this stopped here.
+                if refused and not advice and workflow.patched("resend-refused-shop-calls"):
+                    state.record(
+                        "shop_call_failed",
+                        f"{failed} The order carries on. Fix the shop (GET /shops/{self.shop_id} says "
+                        f"why; PUT /shops/{self.shop_id} with new credentials) and orderflow sends this "
+                        f"again by itself (it looks every {duration(RESEND_EVERY)} for "
+                        f"{duration(RESEND_FOR)}); or {by_hand} on the store by hand",
+                    )
+                    resent = await self._resend(method, request, summary, began + RESEND_FOR)
+                    self._running.pop(number, None)
+                    if isinstance(resent, str):
+                        state.record(
+                            "shop_call_failed",
+                            f"{summary} was not sent again: {resent}. "
+                            f"{by_hand[0].upper()}{by_hand[1:]} on the store by hand",
+                        )
+                    else:
+                        self._ended(resent, summary, done_kind, again=True)
+                    return
+                self._running.pop(number, None)
                 fix = (
                     f"fix the shop (GET /shops/{self.shop_id} says why; PUT /shops/{self.shop_id} with "
                     "new credentials), then"
@@ -175,22 +198,62 @@ class ShopCalls:
                 todo = advice or (
                     f"The order carries on; the store's copy is behind: {fix} {by_hand} on the store by hand"
                 )
-                state.record(
-                    "shop_call_failed",
-                    f"{summary} failed ({failure_reason(cause)}; gave up after {after}). {todo}",
-                )
+                state.record("shop_call_failed", f"{failed} {todo}")
                 return
             self._running.pop(number, None)
-            if result.done:
-                state.record(done_kind, f"{summary}: {result.detail}")
-            else:  # a shop named by the order but not set up for it: someone must do it by hand
-                state.record(
-                    "shop_not_updated",
-                    f"{summary}: not sent, {result.detail}. Add it with PUT /shops/{self.shop_id} for "
-                    "the next orders, and do this one on the store (or in Stripe) by hand",
-                )
+            self._ended(result, summary, done_kind)
 
         self._tasks.append(asyncio.create_task(call()))
+
+    def _ended(self, result: ShopCall, summary: str, done_kind: str, *, again: bool = False) -> None:
+        if result.done:
+            resent = " (sent again once the shop was fixed)" if again else ""
+            self._state.record(done_kind, f"{summary}: {result.detail}{resent}")
+        else:  # a shop named by the order but not set up for it: someone must do it by hand
+            self._state.record(
+                "shop_not_updated",
+                f"{summary}: not sent, {result.detail}. Add it with PUT /shops/{self.shop_id} for "
+                "the next orders, and do this one on the store (or in Stripe) by hand",
+            )
+
+    async def _call(self, method: object, request: object, summary: str) -> ShopCall:
+        result: ShopCall = await workflow.execute_activity_method(
+            method,  # type: ignore[call-overload]
+            request,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=SHOP_RETRY,
+            summary=summary,
+            priority=self._priority,
+        )
+        return result
+
+    async def _resend(self, method: object, request: object, summary: str, until: datetime) -> ShopCall | str:
+        """Send the refused call again each time the shop is fixed, until it goes through (its result)
+        or cannot (why: the shop was not fixed by `until`, or the call failed otherwise)."""
+        assert self.shop_id is not None
+        not_fixed = f"the shop was not fixed within {duration(RESEND_FOR)}"
+        while (left := until - workflow.now()) > timedelta(0):
+            try:
+                fixed: ShopCall = await workflow.execute_activity_method(
+                    ChannelActivities.shop_fixed,
+                    ShopCheck(shop_id=self.shop_id),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    schedule_to_close_timeout=left,
+                    retry_policy=WAIT_FOR_FIX,
+                    summary=f"wait until shop {self.shop_id} is fixed, then {summary}",
+                    priority=self._priority,
+                )
+            except ActivityError:
+                return not_fixed  # still unhealthy when the time ran out
+            if not fixed.done:  # the shop was removed
+                return fixed.detail
+            try:
+                return await self._call(method, request, summary)
+            except ActivityError as err:
+                cause = err.cause or err
+                if not _refused(cause):
+                    return f"once the shop was fixed it failed: {failure_reason(cause)}"
+        return not_fixed
 
     def abandon(self) -> None:
         """The order continues as new while calls still retry: the new run does not wait for them,
@@ -208,3 +271,8 @@ class ShopCalls:
 
     async def finish(self) -> None:
         await asyncio.gather(*self._tasks)
+
+
+def _refused(cause: BaseException) -> bool:
+    """The shop refused the call for good (and was marked unhealthy): only a fix makes it pass."""
+    return isinstance(cause, ApplicationError) and cause.type == SHOP_REFUSED

@@ -103,6 +103,15 @@ def paid_by(placed: PlaceOrder, method: str, payment_id: str) -> ConfirmPayment:
     return ConfirmPayment(payment_id=payment_id, amount=placed.total, currency=placed.currency, method=method)
 
 
+def fix_token(world: World) -> None:
+    """The seller pastes the store's current token with PUT /shops."""
+    shop = world.shops.get(SHOP)
+    assert shop is not None
+    assert shop.url is not None
+    fields = ShopFields(channel=Channel.SHOPIFY, name="Acme", url=shop.url, currency="USD", language="en")
+    world.shops.put(SHOP, fields, {"access_token": world.shopify.token})
+
+
 def kinds(view: OrderView, kind: str) -> list[str]:
     return [event.detail for event in view.timeline if event.kind == kind]
 
@@ -178,7 +187,7 @@ async def test_parcels_marked_shipped_under_one_tracking_number_are_one_fulfilme
 async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_carries_on(
     world: World,
 ) -> None:
-    world.shopify.add_order(1002, {21: 1})
+    remote = world.shopify.add_order(1002, {21: 1})
     world.shopify.token = "shpat_revoked_in_the_meantime"  # the shop now answers 401
     placed = shop_order(1002, [("LAMP-1", 1, "30.00", "21")])
     handle = await start_order(world.env.client, world.settings, placed)
@@ -192,14 +201,52 @@ async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_c
     (failed,) = kinds(view, "shop_call_failed")
     assert "credentials are wrong or were revoked" in failed
     assert failed.endswith(
-        "fix the shop (GET /shops/acme-shopify says why; PUT /shops/acme-shopify with new credentials), "
-        "then mark order 1002 fulfilled with DHL DHL-B-0001 on the store by hand"
+        "Fix the shop (GET /shops/acme-shopify says why; PUT /shops/acme-shopify with new credentials) "
+        "and orderflow sends this again by itself (it looks every 5 min for 3 days); or mark order 1002 "
+        "fulfilled with DHL DHL-B-0001 on the store by hand"
     )
     shop = world.shops.get(SHOP)
     assert shop is not None
     assert not shop.healthy
     assert shop.last_error is not None
     assert "HTTP 401" in shop.last_error
+    assert remote.fulfilments == []
+
+    await world.env.sleep(timedelta(hours=2))  # nobody fixed it yet: nothing is sent
+    assert remote.fulfilments == []
+    fix_token(world)  # the seller pastes the new token (PUT /shops)
+    fixed = await view_with(handle, world.env, "shop_fulfilled")
+    (sent,) = kinds(fixed, "shop_fulfilled")
+    assert sent.endswith("(sent again once the shop was fixed)")
+    assert [f["tracking"]["number"] for f in remote.fulfilments] == ["DHL-B-0001"]
+    shop = world.shops.get(SHOP)
+    assert shop is not None
+    assert shop.healthy
+
+
+async def test_a_refused_call_whose_shop_is_never_fixed_says_so_after_three_days(world: World) -> None:
+    world.shopify.add_order(1011, {111: 1})
+    world.shopify.token = "shpat_revoked_in_the_meantime"
+    placed = shop_order(1011, [("LAMP-1", 1, "30.00", "111")])
+    handle = await start_order(world.env.client, world.settings, placed)
+    await handle.execute_update(OrderWorkflow.pay, paid_by(placed, "Shopify", "shopify:1011"))
+    await handle.execute_update(
+        OrderWorkflow.ship, ConfirmShipment(carrier="DHL", tracking_number="DHL-B-0011", warehouse="WH-A")
+    )
+    await view_with(handle, world.env, "shop_call_failed")
+    await world.env.sleep(timedelta(days=3))
+
+    async def given_up() -> list[str] | None:
+        await world.env.sleep(timedelta(minutes=5))
+        failed = kinds(await handle.query(OrderWorkflow.view), "shop_call_failed")
+        return failed if len(failed) == 2 else None
+
+    last = (await eventually(given_up, tries=30))[-1]
+    assert last == (
+        "tell shop acme-shopify the parcel from WH-A shipped was not sent again: the shop was not fixed "
+        "within 3 days. Mark order 1011 fulfilled with DHL DHL-B-0011 on the store by hand"
+    )
+    assert world.shopify.journal.count("POST") < 10  # an unfixed shop is not knocked on every 5 min
 
 
 async def test_a_store_down_for_hours_is_given_up_on_the_timeline_and_the_order_goes_on(world: World) -> None:
