@@ -241,7 +241,9 @@ async def test_a_refused_call_whose_shop_is_never_fixed_says_so_after_three_days
         failed = kinds(await handle.query(OrderWorkflow.view), "shop_call_failed")
         return failed if len(failed) == 2 else None
 
-    last = (await eventually(given_up, tries=30))[-1]
+    failed: list[str] | None = await eventually(given_up, tries=30)
+    assert failed is not None
+    last = failed[-1]
     assert last == (
         "tell shop acme-shopify the parcel from WH-A shipped was not sent again: the shop was not fixed "
         "within 3 days. Mark order 1011 fulfilled with DHL DHL-B-0011 on the store by hand"
