@@ -158,5 +158,8 @@ class ShopView(Model):
     healthy: bool
     last_error: str | None
     last_error_at: datetime | None
+    # Calls (fulfilments, cancellations, stock pushes) it refused since it last became unhealthy; the
+    # refused fulfilments and cancellations go out again by themselves once it is fixed.
+    refused_calls: int = 0
     created_at: datetime
     updated_at: datetime

@@ -171,6 +171,7 @@ class ShopService:
         with transaction(self._engine) as session:
             shop = session.get(Shop, shop_id, with_for_update=True)
             if shop is not None:
+                shop.refused_calls = shop.refused_calls + 1 if not shop.healthy else 1
                 shop.healthy = False
                 shop.last_error = error[:LAST_ERROR_MAX]
                 shop.last_error_at = now or utcnow()
@@ -206,6 +207,7 @@ class ShopService:
             "healthy": shop.healthy,
             "last_error": shop.last_error,
             "last_error_at": _aware(shop.last_error_at),
+            "refused_calls": shop.refused_calls,
             "created_at": _aware(shop.created_at),
             "updated_at": _aware(shop.updated_at),
         }

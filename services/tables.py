@@ -264,6 +264,7 @@ class Shop(SQLModel, table=True):
     healthy: bool = True
     last_error: str | None = Field(default=None, max_length=500)
     last_error_at: datetime | None = _ts(default=None, nullable=True)
+    refused_calls: int = 0  # calls refused since it last became unhealthy
     created_at: datetime = _ts(default_factory=utcnow)
     updated_at: datetime = _ts(default_factory=utcnow)
 

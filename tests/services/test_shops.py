@@ -141,8 +141,16 @@ def test_a_failing_shop_is_marked_unhealthy_with_its_reason(shops: ShopService) 
     assert not view.healthy
     assert view.last_error == "401 Unauthorized: the access token was revoked"
     assert view.last_error_at == T0
+    assert view.refused_calls == 1
+    shops.record_failure("mugs-eu", "401 Unauthorized: the access token was revoked", now=T0)
+    assert shops.get("mugs-eu").refused_calls == 2  # type: ignore[union-attr]
     shops.record_success("mugs-eu")
-    assert shops.get("mugs-eu").healthy  # type: ignore[union-attr]
+    healthy = shops.get("mugs-eu")
+    assert healthy is not None
+    assert healthy.healthy
+    assert healthy.refused_calls == 2  # what it missed stays readable once fixed
+    shops.record_failure("mugs-eu", "404 Not Found", now=T0 + timedelta(days=1))
+    assert shops.get("mugs-eu").refused_calls == 1  # type: ignore[union-attr]  # a new outage counts anew
 
 
 def test_longest_values_fit_their_columns(shops: ShopService) -> None:

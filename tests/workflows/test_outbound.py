@@ -210,6 +210,7 @@ async def test_a_shop_that_refuses_the_token_is_marked_unhealthy_and_the_order_c
     assert not shop.healthy
     assert shop.last_error is not None
     assert "HTTP 401" in shop.last_error
+    assert shop.refused_calls == 1
     assert remote.fulfilments == []
 
     await world.env.sleep(timedelta(hours=2))  # nobody fixed it yet: nothing is sent
