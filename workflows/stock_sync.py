@@ -4,8 +4,8 @@ Every worker start-up starts it unless it runs (like the mail dispatcher). It lo
 activity that sends each shop, once, every SKU whose stock changed since that shop's cursor, with
 max(0, sellable - the shop's stock buffer)), then waits `every` (30 s): changes within that window
 are one push with the final figure; a figure already pushed is not sent again. A shop that refuses
-keeps its cursor, so its pending pushes resume once it is fixed. A failed round never fails the sync. It continues as new when Temporal
-suggests it, carrying the cursors.
+keeps its cursor, so its pending pushes resume once it is fixed. A failed round never fails the sync.
+It continues as new when Temporal suggests it, carrying the cursors and the figures.
 """
 
 from __future__ import annotations
