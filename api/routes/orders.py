@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Gateway, IdempotencyKey, OrderId, Reader, Shops, Store, Writer
+from api.errors import UnprocessableField
 from app.orders import Answer
 from domain.models import (
     CancelOrder,
@@ -207,4 +208,8 @@ async def cancel_order(
     key: IdempotencyKey = None,
 ) -> OrderView:
     """Cancel before shipment: locked stock is released and a paid order is refunded."""
+    if request.origin != "orderflow":  # it would skip the shop cancel and the Stripe refund
+        raise UnprocessableField(
+            "origin", "only a store's signed webhook says the store cancelled already; leave origin out"
+        )
     return respond(await gateway.cancel(order_id, request, key), response)

@@ -151,3 +151,14 @@ async def test_skus_differing_only_in_case_in_one_order_are_refused_naming_the_l
     [error] = refused.json()["errors"]
     assert error["field"] == "lines[1].sku"
     assert "differ only in case" in error["message"]
+
+
+async def test_an_api_caller_cannot_claim_the_store_cancelled_already(api: httpx.AsyncClient) -> None:
+    """origin "channel" skips the shop cancel and the Stripe refund: only signed webhooks may say it."""
+    placed = await api.post("/orders", json=body("SG-ORIGIN-1"))
+    order_id = placed.json()["order_id"]
+
+    claimed = await api.post(f"/orders/{order_id}/cancel", json={"reason": "x", "origin": "channel"})
+    assert claimed.status_code == 422
+    assert claimed.json()["errors"][0]["field"] == "origin"
+    assert (await api.get(f"/orders/{order_id}")).json()["status"] == "pending_payment"
