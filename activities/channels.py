@@ -167,6 +167,8 @@ class ChannelActivities:
                 await asyncio.to_thread(self._payments.settle_refund, request.refund_id, "failed")
                 raise ApplicationError(str(error), type=STRIPE_UNAVAILABLE, non_retryable=True) from error
             raise _retry(error) from error
+        finally:
+            await stripe.close()
         status = REFUND_STATUS.get(result.status)
         if status is not None:
             await asyncio.to_thread(self._payments.settle_refund, request.refund_id, status)

@@ -28,12 +28,14 @@ class RefundResult:
 class StripePayments:
     def __init__(self, api_key: str, *, base_url: str | None = None, timeout: float = 20.0) -> None:
         addresses: BaseAddresses = {"api": base_url} if base_url else {}
+        self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
-            api_key,
-            base_addresses=addresses,
-            http_client=stripe.HTTPXClient(timeout=timeout),
-            max_network_retries=0,
+            api_key, base_addresses=addresses, http_client=self._http, max_network_retries=0
         )
+
+    async def close(self) -> None:
+        """Close the connections this client opened (one client per call: close it after)."""
+        await self._http.close_async()  # type: ignore[no-untyped-call]  (stripe leaves it untyped)
 
     async def refund(
         self, refund_id: str, payment_intent_id: str, amount: Decimal, currency: str
