@@ -35,7 +35,7 @@ class StripePayments:
 
     async def close(self) -> None:
         """Close the connections this client opened (one client per call: close it after)."""
-        await self._http.close_async()  # type: ignore[no-untyped-call]  (stripe leaves it untyped)
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def refund(
         self, refund_id: str, payment_intent_id: str, amount: Decimal, currency: str
