@@ -246,6 +246,20 @@ async def _hold_release(rec: Recorder) -> Handle:
     return handle
 
 
+async def _hold_withdraws_shipment(rec: Recorder) -> Handle:
+    """Paid and requested; a hold withdraws the request and release sends it again; held once more,
+    the warehouse ships anyway (accepted, flagged, its request closed as shipped); released; completed.
+    Guards the patches hold-withdraws-shipments and close-request-shipped-while-held."""
+    handle = await rec.start("hold_withdraws_shipment")
+    await handle.execute_update(OrderWorkflow.pay, _payment(await rec.view(handle)))
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.HOLD, "address check"))
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.RELEASE, "address confirmed"))
+    await handle.execute_update(OrderWorkflow.operate, _operator(Action.HOLD, "fraud check"))
+    await _ship_deliver_confirm(handle)  # shipped while held: the goods left
+    _expect((await rec.view(handle)).shipped_while_held, "the parcel shipped while held is not flagged")
+    return handle
+
+
 async def _exception_restock(rec: Recorder) -> Handle:
     """Paid while a SKU is short: exception out_of_stock, waits for restock by itself, locked on the
     30-minute restock check after stock arrives, then shipped, delivered, completed."""
@@ -432,6 +446,7 @@ PATHS: dict[str, Callable[[Recorder], Awaitable[Handle]]] = {
     "unpaid_cancelled": _unpaid_cancelled,
     "happy_path": _happy_path,
     "hold_release": _hold_release,
+    "hold_withdraws_shipment": _hold_withdraws_shipment,
     "exception_restock": _exception_restock,
     "cancel_after_payment": _cancel_after_payment,
     "split_order": _split_order,

@@ -36,6 +36,7 @@ def load(path: Path) -> WorkflowHistory:
 GUARDED = {
     "happy_path_v2",
     "hold_release",
+    "hold_withdraws_shipment",
     "exception_restock",
     "split_order_v2",
     "cancel_failed_retry",
